@@ -1,0 +1,3 @@
+export * from './health.js';
+export * from './metrics.js';
+export * from './log.js';

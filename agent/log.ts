@@ -1,0 +1,37 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+function defaultLevel(): string {
+  return process.env.LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info');
+}
+
+function make(level: string): Logger {
+  const pretty = process.stdout.isTTY === true && !process.env.CI && !process.env.VITEST;
+  return pino({
+    level,
+    base: { pid: process.pid },
+    // Nothing logged ever holds a secret (CONTRACT §2).
+    redact: {
+      paths: ['password', 'token', 'key', '*.password', '*.token', '*.key', '*.*.password', 'spec.password'],
+      censor: '<redacted>',
+    },
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } } } : {}),
+  });
+}
+
+let root: Logger = make(defaultLevel());
+
+/**
+ * Re-creates the process logger at `level`. The CLI calls this before it builds any component,
+ * so components take their child logger (`logger(name)`) in constructors, not at module load.
+ */
+export function setLogLevel(level: string): Logger {
+  root = make(level);
+  return root;
+}
+
+/** A child logger for one component (JSON lines, `component` field). */
+export function logger(component: string, bindings: Record<string, unknown> = {}): Logger {
+  return root.child({ component, ...bindings });
+}
