@@ -6,7 +6,8 @@ describe('net', () => {
     expect(formatIp(4, parseIp('10.1.2.3')!.addr)).toBe('10.1.2.3');
     expect(formatIp(6, parseIp('fd00:0:0:0:0:0:0:1')!.addr)).toBe('fd00::1');
     expect(formatIp(6, parseIp('::ffff:10.0.0.1')!.addr)).toBe('::ffff:a00:1');
-    expect(formatIp(6, parseIp('fd00:1:0:0:1:0:0:0')!.addr)).toBe('fd00:1::1:0:0:0');
+    expect(formatIp(6, parseIp('fd00:1:0:0:1:0:0:0')!.addr)).toBe('fd00:1:0:0:1::');
+    expect(formatIp(6, parseIp('fd00:0:0:1:0:0:1:1')!.addr)).toBe('fd00::1:0:0:1:1');
     expect(parseIp('10.1.2')).toBeUndefined();
   });
   it('canonicalises and checks CIDRs', () => {
