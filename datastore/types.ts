@@ -302,3 +302,18 @@ export class ValidationError extends Error {
     super(`${describeSource(source)}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
   }
 }
+
+/** How to reach a datastore: CONTRACT §1 common options, after flag/env/default resolution. */
+export interface DatastoreOptions {
+  type: DatastoreType;
+  /** file datastore: the manifest directory. */
+  path: string;
+  etcdEndpoints: string[];
+  etcdCaCertFile?: string;
+  etcdCertFile?: string;
+  etcdKeyFile?: string;
+  /** kubernetes datastore: kubeconfig path; undefined = in-cluster, then ~/.kube/config. */
+  kubeconfig?: string;
+  /** this node's name (the agent's Node resource; the CNI plugin's host). */
+  nodename: string;
+}
