@@ -1,0 +1,2 @@
+// Public surface of acl/: selectors, policy model, label index, iptables/ipset dataplane.
+export * from './selector.js';
