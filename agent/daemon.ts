@@ -102,6 +102,7 @@ export class Agent {
     }
     this.datastore = ds;
     await ds.watch((events) => this.onEvents(events));
+    this.updateDatastoreHealth();
     this.log.info(
       { datastore: this.opts.datastore.type, dataplane: this.opts.dataplane, bgp: this.opts.bgp, version: VERSION },
       'agent started',
