@@ -17,6 +17,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = existsSync(join(here, '../../package.json')) ? resolve(here, '../..') : resolve(here, '../../..');
 const CLI = join(REPO, 'dist/agent/cli.js');
 const CNI = join(REPO, 'dist/cni/main.js');
+const PROBE = join(REPO, 'dist/test/lab/probe.js');
+export const PROBE_PORT = 7000;
 
 export const FABRIC = 'plab-fab';
 export const ETCD_IP = '10.99.1.254';
@@ -310,6 +312,7 @@ spec:
     if (!ip) throw new Error(`CNI ADD for ${name} returned no address: ${JSON.stringify(result)}`);
     const pod: LabPod = { node: i, index: j, name, netns, ip };
     await this.labelPod(pod, { app: name, node: nodeName(i), ...labels });
+    this.startProc(`probe-${name}`, netns, process.execPath, [PROBE, 'serve', String(PROBE_PORT)]);
     return pod;
   }
 
@@ -348,6 +351,20 @@ spec:
       chunk.forEach(([a, b], x) => out.push({ from: a.name, to: b.name, ok: res[x] }));
     }
     return out;
+  }
+
+  /** TCP and UDP reachability from every pod to every other pod (echo on PROBE_PORT). */
+  async probeMatrix(timeoutMs = 1500): Promise<{ from: string; to: string; tcp: boolean; udp: boolean }[]> {
+    const pods = this.state.pods;
+    const rows = await Promise.all(
+      pods.map(async (a) => {
+        const targets = pods.filter((b) => b !== a);
+        const r = await run('ip', ['netns', 'exec', a.netns, process.execPath, PROBE, 'check', String(PROBE_PORT), String(timeoutMs), ...targets.map((b) => b.ip)]);
+        const res = JSON.parse(r.stdout) as Record<string, { tcp: boolean; udp: boolean }>;
+        return targets.map((b) => ({ from: a.name, to: b.name, ...res[b.ip] }));
+      }),
+    );
+    return rows.flat();
   }
 
   async routes(i: number, proto?: string): Promise<string[]> {
