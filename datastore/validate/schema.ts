@@ -1,0 +1,213 @@
+// A small schema language for validating manifests: each checker walks one value, reports
+// every problem with its field path (`spec.ingress[0].destination.ports[1]`) and returns the
+// normalised value. Nothing throws; the caller turns collected problems into a ValidationError.
+import type { FieldProblem } from '../types.js';
+
+export class Ctx {
+  readonly errors: FieldProblem[] = [];
+  readonly warnings: FieldProblem[] = [];
+  error(path: string, message: string): void {
+    this.errors.push({ path, message });
+  }
+  warn(path: string, message: string): void {
+    this.warnings.push({ path, message });
+  }
+}
+
+/** Checks `value` found at `path`; returns the normalised value (the input when invalid). */
+export type Check = (value: unknown, path: string, ctx: Ctx) => unknown;
+
+export const join = (path: string, key: string): string => (path ? `${path}.${key}` : key);
+export const at = (path: string, i: number): string => `${path}[${i}]`;
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  return String(v);
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fields of objects
+
+export interface FieldSpec {
+  check: Check;
+  required?: boolean;
+  /**
+   * Present in Calico's schema, not implemented by Petrel: accepted, validated, and reported
+   * as a warning naming the field (CONTRACT §3). A string adds a note to the warning.
+   */
+  unimplemented?: boolean | string;
+}
+
+export type Fields = Record<string, Check | FieldSpec>;
+
+const asSpec = (f: Check | FieldSpec): FieldSpec => (typeof f === 'function' ? { check: f } : f);
+
+/** Marks a field required. */
+export const required = (check: Check): FieldSpec => ({ check, required: true });
+/** Marks a field as Calico's but not Petrel's (warning when set to a non-empty value). */
+export const unimplemented = (check: Check, note?: string): FieldSpec => ({ check, unimplemented: note ?? true });
+
+/** True for values that Go's `omitempty` would drop: a set field Petrel ignores is worth a warning. */
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === '' || v === 0) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (isObject(v)) return Object.keys(v).length > 0;
+  return true;
+}
+
+function suggestion(key: string, known: string[]): string {
+  const lower = key.toLowerCase().replace(/[-_]/g, '');
+  const hit = known.find((k) => k.toLowerCase() === lower);
+  return hit ? ` (did you mean "${hit}"?)` : '';
+}
+
+export interface ObjOptions {
+  /** Unknown keys are kept without complaint (Kubernetes kinds whose schema Petrel doesn't hold). */
+  open?: boolean;
+}
+
+/**
+ * An object with known fields. Unknown fields are errors naming the field (typo protection);
+ * `null` fields count as absent, as in Calico's Go decoding.
+ */
+export function obj(fields: Fields, opts: ObjOptions = {}): Check {
+  const specs = Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, asSpec(f)]));
+  const names = Object.keys(specs);
+  return (value, path, ctx) => {
+    if (!isObject(value)) {
+      ctx.error(path, `must be an object, not ${describe(value)}`);
+      return value;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(value)) {
+      const spec = specs[key];
+      if (!spec) {
+        if (opts.open) out[key] = v;
+        else ctx.error(join(path, key), `unknown field "${key}"${suggestion(key, names)}`);
+        continue;
+      }
+      if (v === null || v === undefined) continue;
+      if (spec.unimplemented && isSet(v)) {
+        const note = typeof spec.unimplemented === 'string' ? `; ${spec.unimplemented}` : '';
+        ctx.warn(join(path, key), `Petrel does not implement this field; it is accepted and ignored${note}`);
+      }
+      out[key] = spec.check(v, join(path, key), ctx);
+    }
+    for (const [key, spec] of Object.entries(specs)) {
+      if (spec.required && (value[key] === undefined || value[key] === null)) ctx.error(join(path, key), 'is required');
+    }
+    return out;
+  };
+}
+
+/** A list of values of one kind. */
+export function list(item: Check, opts: { min?: number } = {}): Check {
+  return (value, path, ctx) => {
+    if (!Array.isArray(value)) {
+      ctx.error(path, `must be a list, not ${describe(value)}`);
+      return value;
+    }
+    if (opts.min !== undefined && value.length < opts.min) ctx.error(path, `must have at least ${opts.min} item(s)`);
+    return value.map((v, i) => item(v, at(path, i), ctx));
+  };
+}
+
+/** A string → value map (labels, annotations, attributes). */
+export function map(valueCheck: Check, keyCheck?: (key: string) => string | undefined): Check {
+  return (value, path, ctx) => {
+    if (!isObject(value)) {
+      ctx.error(path, `must be a map, not ${describe(value)}`);
+      return value;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const p = `${path}[${JSON.stringify(k)}]`;
+      const bad = keyCheck?.(k);
+      if (bad) ctx.error(p, bad);
+      out[k] = valueCheck(v, p, ctx);
+    }
+    return out;
+  };
+}
+
+/** Anything at all (kept as is). */
+export const any: Check = (v) => v;
+
+// ---------------------------------------------------------------------------------------
+// Scalars
+
+export function str(opts: { pattern?: RegExp; patternText?: string; max?: number; nonEmpty?: boolean } = {}): Check {
+  return (value, path, ctx) => {
+    if (typeof value !== 'string') {
+      ctx.error(path, `must be a string, not ${describe(value)}`);
+      return value;
+    }
+    if (opts.nonEmpty && value === '') ctx.error(path, 'must not be empty');
+    else if (opts.max !== undefined && value.length > opts.max) ctx.error(path, `must be at most ${opts.max} characters`);
+    else if (opts.pattern && value !== '' && !opts.pattern.test(value)) {
+      ctx.error(path, `${describe(value)} is not valid${opts.patternText ? `: ${opts.patternText}` : ''}`);
+    }
+    return value;
+  };
+}
+
+export const string = str();
+
+export const bool: Check = (value, path, ctx) => {
+  if (typeof value === 'boolean') return value;
+  // Calico's v1 CRDs spell some booleans as strings ("true"/"false").
+  if (value === 'true' || value === 'false') return value === 'true';
+  ctx.error(path, `must be true or false, not ${describe(value)}`);
+  return value;
+};
+
+export function int(min: number, max: number): Check {
+  return (value, path, ctx) => {
+    const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isInteger(n)) {
+      ctx.error(path, `must be an integer, not ${describe(value)}`);
+      return value;
+    }
+    if (n < min || n > max) ctx.error(path, `${n} is out of range (${min}-${max})`);
+    return n;
+  };
+}
+
+export const number: Check = (value, path, ctx) => {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    ctx.error(path, `must be a number, not ${describe(value)}`);
+    return value;
+  }
+  return value;
+};
+
+export function oneOf(values: readonly (string | number)[], opts: { caseInsensitive?: boolean } = {}): Check {
+  return (value, path, ctx) => {
+    const hit = values.find(
+      (v) => v === value || (opts.caseInsensitive && typeof v === 'string' && typeof value === 'string' && v.toLowerCase() === value.toLowerCase()),
+    );
+    if (hit === undefined) {
+      ctx.error(path, `${describe(value)} is not one of ${values.map((v) => String(v)).join(', ')}`);
+      return value;
+    }
+    return hit;
+  };
+}
+
+/** Runs `check` and then `also` on the normalised value when `check` found nothing wrong. */
+export function then(check: Check, also: (value: any, path: string, ctx: Ctx) => unknown): Check {
+  return (value, path, ctx) => {
+    const before = ctx.errors.length;
+    const v = check(value, path, ctx);
+    if (ctx.errors.length !== before) return v;
+    const r = also(v, path, ctx);
+    return r === undefined ? v : r;
+  };
+}
