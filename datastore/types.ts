@@ -277,6 +277,8 @@ export interface SourceRef {
   file?: string;
   /** 0-based index of the document within a multi-document file. */
   index?: number;
+  /** 0-based index of the object within a `kind: List` (or JSON array) document. */
+  item?: number;
   kind?: string;
   name?: string;
   namespace?: string;
@@ -286,6 +288,7 @@ export function describeSource(s: SourceRef): string {
   const parts: string[] = [];
   if (s.file !== undefined) parts.push(s.file);
   if (s.index !== undefined) parts.push(`document ${s.index}`);
+  if (s.item !== undefined) parts.push(`item ${s.item}`);
   if (s.kind !== undefined || s.name !== undefined) {
     parts.push(`${s.kind ?? '?'} ${s.namespace ? `${s.namespace}/` : ''}${s.name ?? '?'}`);
   }
