@@ -1,0 +1,184 @@
+// RIBs: Adj-RIB-In per peer (with a stale generation for graceful restart), the Loc-RIB of best
+// paths (RFC 4271 §9.1.2.2 with the RFC 4456 tie-breaks), and the locally originated routes.
+// Prefix keys are the codec's representation (IPv4: number addr*64+len, IPv6: canonical text),
+// so no per-route strings are built while a table is installed. A route is a shared, interned
+// `Path` (one per peer and attribute set): a route costs the Map entries holding it, nothing more.
+import { AsPathSegmentType, type PathAttributes, type Prefix } from './codec/types.js';
+
+/** The RIB's view of a peer (the session layer owns the rest). */
+export interface RibPeer {
+  readonly address: string;
+  /** Peer's BGP identifier (unsigned 32-bit), set when the session opens. */
+  bgpId: number;
+  asNumber: number;
+  /** eBGP session. */
+  ebgp: boolean;
+  /** Peer is our route-reflector client. */
+  rrClient: boolean;
+  /** Current routes. */
+  adjIn: Map<Prefix, Path>;
+  /** Routes kept from the previous session while the peer restarts (RFC 4724), or null. */
+  stale: Map<Prefix, Path> | null;
+  /** Interned Path per attribute object. */
+  paths: Map<PathAttributes, Path>;
+}
+
+export class Path {
+  /** Next hop (text): MP_REACH next hop or NEXT_HOP; undefined for local routes. */
+  readonly nextHop: string | undefined;
+  readonly asPathLength: number;
+  /** First AS of the path (neighbour AS for MED comparison), 0 for empty paths. */
+  readonly neighborAs: number;
+  constructor(
+    /** null = originated by this node. */
+    readonly src: RibPeer | null,
+    readonly attrs: PathAttributes,
+  ) {
+    this.nextHop = attrs.mpNextHop ?? attrs.nextHop;
+    let len = 0;
+    let first = 0;
+    for (const seg of attrs.asPath ?? []) {
+      if (seg.type === AsPathSegmentType.AS_SEQUENCE) len += seg.asns.length;
+      else if (seg.type === AsPathSegmentType.AS_SET) len += 1;
+      if (first === 0 && seg.type === AsPathSegmentType.AS_SEQUENCE && seg.asns.length) first = seg.asns[0];
+    }
+    this.asPathLength = len;
+    this.neighborAs = first;
+  }
+
+  /** Flat AS path (sequences and sets in order) for reporting. */
+  asPathFlat(): number[] {
+    const out: number[] = [];
+    for (const seg of this.attrs.asPath ?? []) out.push(...seg.asns);
+    return out;
+  }
+}
+
+export function internPath(peer: RibPeer, attrs: PathAttributes): Path {
+  let p = peer.paths.get(attrs);
+  if (!p) {
+    p = new Path(peer, attrs);
+    peer.paths.set(attrs, p);
+  }
+  return p;
+}
+
+function ipCompare(a: string, b: string): number {
+  // Addresses of one family compare by value; text length first gives numeric order for
+  // dotted quads of equal shape only, so parse.
+  const pa = ipToBig(a);
+  const pb = ipToBig(b);
+  return pa < pb ? -1 : pa > pb ? 1 : 0;
+}
+
+function ipToBig(a: string): bigint {
+  if (a.includes('.') && !a.includes(':')) {
+    return a.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o) & 255), 0n);
+  }
+  const [h, t] = a.includes('::') ? a.split('::') : [a, undefined];
+  const hs = h ? h.split(':') : [];
+  const ts = t ? t.split(':') : [];
+  const gs = t === undefined ? hs : [...hs, ...Array(Math.max(0, 8 - hs.length - ts.length)).fill('0'), ...ts];
+  return gs.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16) || 0), 0n) + (1n << 130n);
+}
+
+/**
+ * RFC 4271 §9.1.2.2 decision process (plus locally originated routes first, RFC 4456 §9
+ * CLUSTER_LIST length and ORIGINATOR_ID). Negative when `a` is better.
+ */
+export function comparePaths(a: Path, b: Path): number {
+  if (a === b) return 0;
+  // Own routes win (as BIRD prefers its static protocol over BGP by preference).
+  if (!a.src !== !b.src) return a.src ? 1 : -1;
+  // Stale routes lose against fresh ones of the same rank below; local pref first.
+  const lpA = a.src && !a.src.ebgp ? (a.attrs.localPref ?? 100) : 100;
+  const lpB = b.src && !b.src.ebgp ? (b.attrs.localPref ?? 100) : 100;
+  if (lpA !== lpB) return lpB - lpA;
+  if (a.asPathLength !== b.asPathLength) return a.asPathLength - b.asPathLength;
+  const oa = a.attrs.origin ?? 2;
+  const ob = b.attrs.origin ?? 2;
+  if (oa !== ob) return oa - ob;
+  if (a.neighborAs === b.neighborAs) {
+    const ma = a.attrs.med ?? 0;
+    const mb = b.attrs.med ?? 0;
+    if (ma !== mb) return ma - mb;
+  }
+  const ea = a.src?.ebgp ? 0 : 1;
+  const eb = b.src?.ebgp ? 0 : 1;
+  if (ea !== eb) return ea - eb;
+  // (no IGP metric to the next hop: all next hops are connected or equal)
+  const ida = a.attrs.originatorId ?? a.src?.bgpId ?? 0;
+  const idb = b.attrs.originatorId ?? b.src?.bgpId ?? 0;
+  if (ida !== idb) return ida - idb;
+  const ca = a.attrs.clusterList?.length ?? 0;
+  const cb = b.attrs.clusterList?.length ?? 0;
+  if (ca !== cb) return ca - cb;
+  if (a.src && b.src) return ipCompare(a.src.address, b.src.address);
+  return 0;
+}
+
+/**
+ * The Loc-RIB. `update(prefix)` re-runs the decision for one prefix over the local routes and
+ * every peer's Adj-RIB-In (fresh entries shadow stale ones of the same peer) and records the
+ * change; the caller drains `changed` to notify and to export.
+ */
+export class LocRib {
+  readonly best = new Map<Prefix, Path>();
+  readonly local = new Map<Prefix, Path>();
+  readonly peers: RibPeer[] = [];
+  /** Prefixes whose best path changed since the last drain (insertion-ordered, no duplicates). */
+  changed = new Set<Prefix>();
+
+  addPeer(p: RibPeer): void {
+    if (!this.peers.includes(p)) this.peers.push(p);
+  }
+
+  removePeer(p: RibPeer): void {
+    const i = this.peers.indexOf(p);
+    if (i >= 0) this.peers.splice(i, 1);
+  }
+
+  /** Decision for one prefix. Returns true if the best path changed. */
+  update(prefix: Prefix): boolean {
+    let best = this.local.get(prefix);
+    const peers = this.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const pr = peers[i];
+      let p = pr.adjIn.get(prefix);
+      if (p === undefined && pr.stale !== null) p = pr.stale.get(prefix);
+      if (p === undefined) continue;
+      if (best === undefined || comparePaths(p, best) < 0) best = p;
+    }
+    const old = this.best.get(prefix);
+    if (old === best) return false;
+    if (best === undefined) this.best.delete(prefix);
+    else this.best.set(prefix, best);
+    this.changed.add(prefix);
+    return true;
+  }
+
+  /**
+   * Fast path for a route just stored in `peer.adjIn` (the common case during a table load):
+   * if nothing else is known for the prefix, it is the best without scanning other peers.
+   */
+  announced(prefix: Prefix, peer: RibPeer, path: Path): void {
+    const old = this.best.get(prefix);
+    if (old === undefined && this.peers.length === 1 && this.peers[0] === peer && !this.local.has(prefix)) {
+      this.best.set(prefix, path);
+      this.changed.add(prefix);
+      return;
+    }
+    if (old !== undefined && old.src !== peer && comparePaths(old, path) <= 0) {
+      // The current best (from elsewhere) stays best.
+      return;
+    }
+    this.update(prefix);
+  }
+
+  /** Number of best routes from a peer (for status), computed on demand. */
+  countFrom(peer: RibPeer): number {
+    let n = 0;
+    for (const p of this.best.values()) if (p.src === peer) n++;
+    return n;
+  }
+}
