@@ -1,2 +1,6 @@
 export * from './types.js';
 export * from './net.js';
+export * from './model.js';
+export * from './validate.js';
+export * from './manifest.js';
+export * from './derive.js';
