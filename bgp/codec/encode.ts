@@ -74,12 +74,13 @@ function encodeCapability(c: Capability): Buffer {
 export function encodeOpen(open: OpenSpec): Buffer {
   const bgpId = typeof open.bgpId === 'number' ? open.bgpId : parseIp4(open.bgpId);
   if (bgpId === undefined) throw new TypeError(`invalid BGP identifier ${String(open.bgpId)}`);
-  // Capabilities, several per optional parameter (each parameter ≤ 255 octets).
+  // Capabilities, several per optional parameter (each parameter ≤ 255 octets); if they do not
+  // fit 255 octets of optional parameters, the RFC 9072 extended format is used.
+  const encoded = open.capabilities.map(encodeCapability);
   const params: Buffer[] = [];
   let cur: Buffer[] = [];
   let curLen = 0;
-  for (const c of open.capabilities) {
-    const e = encodeCapability(c);
+  for (const e of encoded) {
     if (curLen + e.length > 255) {
       params.push(Buffer.concat([Buffer.from([2, curLen]), ...cur]));
       cur = [];
@@ -89,14 +90,26 @@ export function encodeOpen(open: OpenSpec): Buffer {
     curLen += e.length;
   }
   if (cur.length) params.push(Buffer.concat([Buffer.from([2, curLen]), ...cur]));
-  const opt = Buffer.concat(params);
-  if (opt.length > 255) throw new RangeError('OPEN optional parameters exceed 255 octets');
+  let opt = Buffer.concat(params);
+  let optLenField = opt.length;
+  if (opt.length > 255) {
+    const caps = Buffer.concat(encoded);
+    const p = Buffer.alloc(3);
+    p[0] = 2;
+    p.writeUInt16BE(caps.length, 1);
+    const total = 3 + caps.length;
+    const head = Buffer.alloc(3);
+    head[0] = 255;
+    head.writeUInt16BE(total, 1);
+    opt = Buffer.concat([head, p, caps]);
+    optLenField = 255;
+  }
   const body = Buffer.alloc(10 + opt.length);
   body[0] = BGP_VERSION;
   body.writeUInt16BE(open.asn > 0xffff ? AS_TRANS : open.asn, 1);
   body.writeUInt16BE(open.holdTime, 3);
   body.writeUInt32BE(bgpId >>> 0, 5);
-  body[9] = opt.length;
+  body[9] = optLenField;
   opt.copy(body, 10);
   return message(MessageType.OPEN, body);
 }
