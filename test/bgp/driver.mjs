@@ -1,0 +1,62 @@
+// Runs one Petrel BGP speaker in this process (started by tests under `ip netns exec`), driven
+// by JSON lines on stdin: {id, op, ...} -> {id, ok, result | error} on stdout. Uses dist/ (npm test
+// builds first). Ops: start, configure, exports, status, rib, ready, sync, stop, mem, gc, exit.
+import { createInterface } from 'node:readline';
+const { BgpSpeaker } = await import(new URL('../../dist/bgp/index.js', import.meta.url).href);
+
+let sp = null;
+let firstBest = 0;
+let bestCount = 0;
+let lastBest = 0;
+const send = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+const ops = {
+  async start(m) {
+    sp = new BgpSpeaker(m.opts);
+    sp.onBestRoutes((c) => {
+      const now = Date.now();
+      if (!firstBest) firstBest = now;
+      lastBest = now;
+      bestCount += c.length;
+    });
+    if (m.config) sp.configure(m.config);
+    if (m.exports) sp.setExports(m.exports);
+    await sp.start();
+    return { port: sp.boundPort(), pid: process.pid };
+  },
+  configure: (m) => sp.configure(m.config),
+  exports: (m) => sp.setExports(m.exports),
+  status: () => sp.status(),
+  rib: () => sp.bestRoutes(),
+  count: () => ({ size: sp.locRibSize(), firstBest, lastBest, bestCount }),
+  ready: () => sp.ready(),
+  sync: () => sp.initialSyncDone(),
+  async stop(m) {
+    await sp.stop({ graceful: !!m.graceful });
+  },
+  mem: () => process.memoryUsage(),
+  gc: () => {
+    if (global.gc) {
+      global.gc();
+      global.gc();
+    }
+    return process.memoryUsage();
+  },
+  exit: () => setTimeout(() => process.exit(0), 10),
+};
+
+createInterface({ input: process.stdin }).on('line', async (line) => {
+  let m;
+  try {
+    m = JSON.parse(line);
+  } catch {
+    return;
+  }
+  try {
+    const result = await ops[m.op](m);
+    send({ id: m.id, ok: true, result: result ?? null });
+  } catch (e) {
+    send({ id: m.id, ok: false, error: String(e?.stack ?? e) });
+  }
+});
+process.stdin.on('end', () => process.exit(0));
