@@ -509,3 +509,48 @@ export function selectorError(text: string): SelectorSyntaxError | undefined {
 
 /** The always-true selector. */
 export const ALL: Selector = new Selector({ op: 'all' });
+
+// ---------------------------------------------------------------------------------------
+// Building selectors (policy conversion)
+
+/** `a && b && ...` (all() operands dropped; all() when nothing is left). */
+export function andSelectors(...sels: Selector[]): Selector {
+  const ops: SelectorNode[] = [];
+  for (const s of sels) {
+    if (s.root.op === 'all') continue;
+    if (s.root.op === 'and') ops.push(...s.root.operands);
+    else ops.push(s.root);
+  }
+  if (ops.length === 0) return ALL;
+  if (ops.length === 1) return new Selector(ops[0]!);
+  return new Selector({ op: 'and', operands: ops });
+}
+
+/** Rewrites every node of the tree bottom-up with `fn`. */
+export function mapSelector(sel: Selector, fn: (n: SelectorNode) => SelectorNode): Selector {
+  const walk = (n: SelectorNode): SelectorNode => {
+    switch (n.op) {
+      case 'not':
+        return fn({ op: 'not', operand: walk(n.operand) });
+      case 'and':
+      case 'or':
+        return fn({ op: n.op, operands: n.operands.map(walk) });
+      default:
+        return fn(n);
+    }
+  };
+  return new Selector(walk(sel.root));
+}
+
+/** Prefixes every label key (`k == 'v'` → `pcns.k == 'v'`), as Calico does for namespace/SA selectors. */
+export function prefixSelectorKeys(sel: Selector, prefix: string): Selector {
+  return mapSelector(sel, (n) => ('key' in n ? { ...n, key: prefix + n.key } : n));
+}
+
+/** A selector node from parts (no parsing): equality. */
+export function eqSelector(key: string, value: string): Selector {
+  return new Selector({ op: '==', key, value });
+}
+export function inSelector(key: string, values: string[]): Selector {
+  return new Selector({ op: 'in', key, values: [...new Set(values)].sort(cmp) });
+}

@@ -1,0 +1,697 @@
+// The incremental policy engine: endpoints, network sets, policies, profiles and pools in;
+// the desired iptables chains and ipsets (DesiredState) out. Every input change touches only
+// what depends on it: a pod's label change re-evaluates only the selectors that could match
+// it (LabelIndex), updates the members of the sets that use them, and re-renders only the
+// chains of endpoints whose policy list changed.
+import { parseCidr } from '../datastore/index.js';
+import { DesiredState, FAMILIES, type IpsetType } from './desired.js';
+import { LabelIndex } from './labelindex.js';
+import { comparePolicies, type NormPolicy, type NormProfile } from './model.js';
+import {
+  defaultRenderConfig,
+  familyOfCidr,
+  memberOfCidr,
+  Names,
+  renderDispatch,
+  renderEndpointChain,
+  renderRuleChain,
+  renderStatic,
+  setId,
+  type Family,
+  type RenderConfig,
+  type SetRef,
+} from './render.js';
+import { parseSelector, type Labels } from './selector.js';
+
+export interface EndpointPortInput {
+  name: string;
+  protocol: string; // iptables name: tcp/udp/sctp
+  port: number;
+}
+
+export interface EndpointInput {
+  /** unique key (the resource key). */
+  key: string;
+  kind: 'wep' | 'hep';
+  /** on this node: gets chains and dispatch entries. */
+  local: boolean;
+  iface?: string;
+  /** CIDRs (/32, /128 for workloads). */
+  nets: string[];
+  labels: Labels;
+  profiles: string[];
+  ports: EndpointPortInput[];
+}
+
+export interface NetworkSetInput {
+  key: string;
+  nets: string[];
+  labels: Labels;
+  /** parent profile for label inheritance (kns.<ns> for namespaced sets). */
+  profiles: string[];
+}
+
+export interface PoolInput {
+  cidr: string;
+  natOutgoing: boolean;
+  disabled: boolean;
+}
+
+interface SetState {
+  ref: SetRef;
+  family: Family;
+  name: string;
+  refs: number;
+  /** member → number of items contributing it. */
+  counts: Map<string, number>;
+}
+
+interface EndpointState {
+  input: EndpointInput;
+  labels: Labels;
+  /** policy ids whose selector matches (local endpoints only). */
+  policies: Set<string>;
+  /** profile chains referenced (for refcounts). */
+  activeProfiles: string[];
+}
+
+interface PolicyState {
+  policy: NormPolicy;
+  /** local endpoints matching. */
+  endpoints: Set<string>;
+  active: boolean;
+  deleted: boolean;
+  /** set keys referenced by the rendered chains. */
+  setKeys: string[];
+}
+
+interface ProfileState {
+  profile?: NormProfile;
+  /** local endpoints referencing it. */
+  users: Set<string>;
+  /** items (endpoints, netsets) inheriting labels from it. */
+  inheritors: Set<string>;
+  active: boolean;
+  setKeys: string[];
+}
+
+const EP = 'ep:';
+const NS = 'ns:';
+const POLSEL = 'pol:';
+
+export interface EngineOptions {
+  prefix?: string;
+  ipVersions?: Family[];
+  config?: Partial<RenderConfig>;
+}
+
+export class PolicyEngine {
+  readonly desired = new DesiredState();
+  readonly names: Names;
+  readonly families: Family[];
+  private config: RenderConfig;
+  private readonly index: LabelIndex;
+  private readonly endpoints = new Map<string, EndpointState>();
+  private readonly netsets = new Map<string, NetworkSetInput>();
+  private readonly policies = new Map<string, PolicyState>();
+  private readonly profiles = new Map<string, ProfileState>();
+  private readonly sets = new Map<string, SetState>();
+  /** selector canonical text → set keys that use it (active sets only). */
+  private readonly selectorSets = new Map<string, Set<string>>();
+  /** policy selector canonical → policy ids. */
+  private readonly selectorPolicies = new Map<string, Set<string>>();
+  private pools: PoolInput[] = [];
+  private dirtyEndpoints = new Set<string>();
+  private dirtyPolicies = new Set<string>();
+  private dirtyProfiles = new Set<string>();
+  private dirtyDispatch = true;
+  private dirtyStatic = true;
+
+  constructor(opts: EngineOptions = {}) {
+    this.config = { ...defaultRenderConfig(opts.prefix), ...(opts.config ?? {}) };
+    this.names = new Names(this.config.prefix);
+    this.families = opts.ipVersions ?? [4, 6];
+    this.index = new LabelIndex((sel, item, matched) => this.onMatch(sel, item, matched));
+  }
+
+  get renderConfig(): RenderConfig {
+    return this.config;
+  }
+
+  setConfig(partial: Partial<RenderConfig>): void {
+    const next = { ...defaultRenderConfig(this.config.prefix), ...partial, prefix: this.config.prefix };
+    if (JSON.stringify(next) === JSON.stringify(this.config)) return;
+    this.config = next;
+    // Everything rendered depends on the config.
+    this.dirtyStatic = true;
+    this.dirtyDispatch = true;
+    for (const k of this.endpoints.keys()) this.dirtyEndpoints.add(k);
+    for (const k of this.policies.keys()) this.dirtyPolicies.add(k);
+    for (const k of this.profiles.keys()) this.dirtyProfiles.add(k);
+  }
+
+  counts(): { policiesActive: number; endpointsActive: number; ipsetMembers: number } {
+    let policiesActive = 0;
+    for (const p of this.policies.values()) if (p.active) policiesActive++;
+    let endpointsActive = 0;
+    for (const e of this.endpoints.values()) if (e.input.local && e.input.iface) endpointsActive++;
+    let ipsetMembers = 0;
+    for (const s of this.sets.values()) if (s.refs > 0) ipsetMembers += s.counts.size;
+    return { policiesActive, endpointsActive, ipsetMembers };
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Inputs
+
+  upsertEndpoint(e: EndpointInput): void {
+    const old = this.endpoints.get(e.key);
+    const st: EndpointState = old ?? { input: e, labels: {}, policies: new Set(), activeProfiles: [] };
+    const oldInput = old?.input;
+    if (old && oldInput!.local !== e.local) {
+      // Policy matches are tracked for local endpoints only: start over.
+      this.index.deleteItem(EP + e.key);
+      old.policies.clear();
+    }
+    // Remove the old contribution of addresses/ports to sets before changing them.
+    if (old && (oldInput!.nets.join() !== e.nets.join() || JSON.stringify(oldInput!.ports) !== JSON.stringify(e.ports))) {
+      this.forEachMatchedSet(EP + e.key, (s) => this.contribute(s, EP + e.key, oldInput!, -1));
+      st.input = e;
+      this.forEachMatchedSet(EP + e.key, (s) => this.contribute(s, EP + e.key, e, +1));
+    }
+    st.input = e;
+    this.endpoints.set(e.key, st);
+    if (oldInput) for (const p of oldInput.profiles) this.profileState(p).inheritors.delete(EP + e.key);
+    for (const p of e.profiles) this.profileState(p).inheritors.add(EP + e.key);
+    if (!oldInput || oldInput.local !== e.local || oldInput.iface !== e.iface) this.dirtyDispatch = true;
+    if (e.kind === 'hep' && (!oldInput || oldInput.kind !== 'hep')) this.dirtyStatic = true;
+    st.labels = this.effectiveLabels(e.labels, e.profiles);
+    this.index.updateItem(EP + e.key, st.labels);
+    if (e.local) this.dirtyEndpoints.add(e.key);
+    else if (oldInput?.local) this.dirtyEndpoints.add(e.key);
+  }
+
+  deleteEndpoint(key: string): void {
+    const st = this.endpoints.get(key);
+    if (!st) return;
+    this.index.deleteItem(EP + key); // removes set contributions and policy matches
+    for (const p of st.input.profiles) this.profileState(p).inheritors.delete(EP + key);
+    this.endpoints.delete(key);
+    if (st.input.local) {
+      this.dirtyDispatch = true;
+      this.dirtyEndpoints.add(key);
+      if (st.input.kind === 'hep') this.dirtyStatic = true;
+    }
+  }
+
+  upsertNetworkSet(n: NetworkSetInput): void {
+    const old = this.netsets.get(n.key);
+    if (old && old.nets.join() !== n.nets.join()) {
+      this.forEachMatchedSet(NS + n.key, (s) => this.contributeNets(s, old.nets, -1));
+      this.netsets.set(n.key, n);
+      this.forEachMatchedSet(NS + n.key, (s) => this.contributeNets(s, n.nets, +1));
+    }
+    this.netsets.set(n.key, n);
+    if (old) for (const p of old.profiles) this.profileState(p).inheritors.delete(NS + n.key);
+    for (const p of n.profiles) this.profileState(p).inheritors.add(NS + n.key);
+    this.index.updateItem(NS + n.key, this.effectiveLabels(n.labels, n.profiles));
+  }
+
+  deleteNetworkSet(key: string): void {
+    const n = this.netsets.get(key);
+    if (!n) return;
+    this.index.deleteItem(NS + key);
+    for (const p of n.profiles) this.profileState(p).inheritors.delete(NS + key);
+    this.netsets.delete(key);
+  }
+
+  upsertPolicy(p: NormPolicy): void {
+    const old = this.policies.get(p.id);
+    if (old && !old.deleted && JSON.stringify(old.policy) === JSON.stringify(p)) return;
+    const st: PolicyState = old ?? { policy: p, endpoints: new Set(), active: false, deleted: false, setKeys: [] };
+    const oldSel = old && !old.deleted ? old.policy.selector : undefined;
+    st.deleted = false;
+    const oldOrder = old ? JSON.stringify([old.policy.order, !!old.policy.ingress, !!old.policy.egress]) : '';
+    st.policy = p;
+    this.policies.set(p.id, st);
+    this.dirtyPolicies.add(p.id);
+    if (oldSel !== p.selector) {
+      if (oldSel !== undefined) this.unusePolicySelector(oldSel, p.id);
+      this.usePolicySelector(p.selector, p.id);
+    } else if (oldOrder !== JSON.stringify([p.order, !!p.ingress, !!p.egress])) {
+      for (const e of st.endpoints) this.dirtyEndpoints.add(e);
+    }
+  }
+
+  deletePolicy(id: string): void {
+    const st = this.policies.get(id);
+    if (!st || st.deleted) return;
+    this.unusePolicySelector(st.policy.selector, id);
+    st.deleted = true;
+    this.dirtyPolicies.add(id);
+  }
+
+  upsertProfile(p: NormProfile): void {
+    const st = this.profileState(p.name);
+    const oldLabels = st.profile ? JSON.stringify(st.profile.labelsToApply) : undefined;
+    if (st.profile && JSON.stringify(st.profile) === JSON.stringify(p)) return;
+    const existed = !!st.profile;
+    st.profile = p;
+    this.dirtyProfiles.add(p.name);
+    if (!existed) this.dirtyLocalInheritors(st);
+    if (oldLabels !== JSON.stringify(p.labelsToApply)) this.relabelInheritors(st);
+  }
+
+  deleteProfile(name: string): void {
+    const st = this.profiles.get(name);
+    if (!st?.profile) return;
+    const hadLabels = Object.keys(st.profile.labelsToApply).length > 0;
+    st.profile = undefined;
+    this.dirtyProfiles.add(name);
+    this.dirtyLocalInheritors(st);
+    if (hadLabels) this.relabelInheritors(st);
+  }
+
+  setPools(pools: PoolInput[]): void {
+    if (JSON.stringify(pools) === JSON.stringify(this.pools)) return;
+    this.pools = pools;
+    this.dirtyStatic = true;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Label plumbing
+
+  private effectiveLabels(own: Labels, profiles: string[]): Labels {
+    // The item's own labels win; then profiles in order (first wins), as Felix's inheritance.
+    const out: Labels = { ...own };
+    for (const p of profiles) {
+      const prof = this.profiles.get(p)?.profile;
+      if (!prof) continue;
+      for (const [k, v] of Object.entries(prof.labelsToApply)) if (!(k in out)) out[k] = v;
+    }
+    return out;
+  }
+
+  private dirtyLocalInheritors(st: ProfileState): void {
+    for (const item of st.inheritors) {
+      if (!item.startsWith(EP)) continue;
+      const key = item.slice(EP.length);
+      if (this.endpoints.get(key)?.input.local) this.dirtyEndpoints.add(key);
+    }
+  }
+
+  private relabelInheritors(st: ProfileState): void {
+    for (const item of st.inheritors) {
+      if (item.startsWith(EP)) {
+        const e = this.endpoints.get(item.slice(EP.length));
+        if (!e) continue;
+        e.labels = this.effectiveLabels(e.input.labels, e.input.profiles);
+        this.index.updateItem(item, e.labels);
+      } else {
+        const n = this.netsets.get(item.slice(NS.length));
+        if (n) this.index.updateItem(item, this.effectiveLabels(n.labels, n.profiles));
+      }
+    }
+  }
+
+  private profileState(name: string): ProfileState {
+    let st = this.profiles.get(name);
+    if (!st) this.profiles.set(name, (st = { users: new Set(), inheritors: new Set(), active: false, setKeys: [] }));
+    return st;
+  }
+
+  private usePolicySelector(sel: string, policyId: string): void {
+    let s = this.selectorPolicies.get(sel);
+    if (!s) this.selectorPolicies.set(sel, (s = new Set()));
+    s.add(policyId);
+    const id = POLSEL + sel;
+    if (this.index.hasSelector(id)) {
+      for (const item of this.index.members(id)) this.onMatch(id, item, true, policyId);
+    } else {
+      this.index.updateSelector(id, parseSelector(sel));
+    }
+  }
+
+  private unusePolicySelector(sel: string, policyId: string): void {
+    const s = this.selectorPolicies.get(sel);
+    const id = POLSEL + sel;
+    for (const item of this.index.members(id)) this.onMatch(id, item, false, policyId);
+    if (!s) return;
+    s.delete(policyId);
+    if (s.size === 0) {
+      this.selectorPolicies.delete(sel);
+      this.index.deleteSelector(id);
+    }
+  }
+
+  private onMatch(selId: string, item: string, matched: boolean, onlyPolicy?: string): void {
+    if (selId.startsWith(POLSEL)) {
+      if (!item.startsWith(EP)) return;
+      const epKey = item.slice(EP.length);
+      const ep = this.endpoints.get(epKey);
+      if (!ep || !ep.input.local) return;
+      const ids = onlyPolicy ? [onlyPolicy] : [...(this.selectorPolicies.get(selId.slice(POLSEL.length)) ?? [])];
+      for (const pid of ids) {
+        const ps = this.policies.get(pid);
+        if (matched) {
+          ep.policies.add(pid);
+          ps?.endpoints.add(epKey);
+        } else {
+          ep.policies.delete(pid);
+          ps?.endpoints.delete(epKey);
+        }
+        this.dirtyPolicies.add(pid);
+      }
+      this.dirtyEndpoints.add(epKey);
+      return;
+    }
+    // A set selector.
+    for (const key of this.selectorSets.get(selId) ?? []) {
+      const s = this.sets.get(key)!;
+      this.contributeItem(s, item, matched ? +1 : -1);
+    }
+  }
+
+  private forEachMatchedSet(item: string, fn: (s: SetState) => void): void {
+    for (const [sel, keys] of this.selectorSets) {
+      if (!this.index.members(sel).has(item)) continue;
+      for (const k of keys) fn(this.sets.get(k)!);
+    }
+  }
+
+  private contributeItem(s: SetState, item: string, delta: number): void {
+    if (item.startsWith(EP)) {
+      const e = this.endpoints.get(item.slice(EP.length));
+      if (e) this.contribute(s, item, e.input, delta);
+    } else {
+      const n = this.netsets.get(item.slice(NS.length));
+      if (n) this.contributeNets(s, n.nets, delta);
+    }
+  }
+
+  private contribute(s: SetState, _item: string, e: EndpointInput, delta: number): void {
+    if (s.ref.kind === 's') {
+      this.contributeNets(s, e.nets, delta);
+    } else if (s.ref.kind === 'n') {
+      const ref = s.ref;
+      const ports = e.ports.filter((p) => p.name === ref.port && p.protocol === ref.protocol);
+      for (const n of e.nets) {
+        if (familyOfCidr(n) !== s.family) continue;
+        const ip = n.slice(0, n.indexOf('/'));
+        for (const p of ports) this.bump(s, `${ip},${p.protocol}:${p.port}`, delta);
+      }
+    }
+  }
+
+  private contributeNets(s: SetState, nets: string[], delta: number): void {
+    if (s.ref.kind !== 's') return; // network sets never carry named ports
+    for (const n of nets) if (familyOfCidr(n) === s.family) this.bump(s, memberOfCidr(n), delta);
+  }
+
+  private bump(s: SetState, member: string, delta: number): void {
+    const c = (s.counts.get(member) ?? 0) + delta;
+    if (c <= 0) {
+      s.counts.delete(member);
+      if (s.refs > 0) this.desired.delMember(s.name, member);
+    } else {
+      s.counts.set(member, c);
+      if (c === 1 && delta > 0 && s.refs > 0) this.desired.addMember(s.name, member);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Sets: created when first referenced by a rendered chain, destroyed when the last goes.
+
+  private refSet(family: Family, ref: SetRef): { key: string; name: string } {
+    const id = setId(ref);
+    const key = `${family}|${id}`;
+    let s = this.sets.get(key);
+    if (!s) {
+      s = { ref, family, name: this.names.ipset(family, id), refs: 0, counts: new Map() };
+      this.sets.set(key, s);
+    }
+    return { key, name: s.name };
+  }
+
+  private incSet(key: string): void {
+    const s = this.sets.get(key)!;
+    s.refs++;
+    if (s.refs !== 1) return;
+    const type: IpsetType = s.ref.kind === 'n' ? 'hash:ip,port' : 'hash:net';
+    this.desired.ensureIpset(s.name, type, s.family);
+    if (s.ref.kind === 'nets') {
+      for (const n of s.ref.nets) this.desired.addMember(s.name, memberOfCidr(n));
+      return;
+    }
+    // Start tracking membership through the selector.
+    const selId = s.ref.selector;
+    let users = this.selectorSets.get(selId);
+    if (!users) this.selectorSets.set(selId, (users = new Set()));
+    users.add(key);
+    if (!this.index.hasSelector(selId)) this.index.updateSelector(selId, parseSelector(selId));
+    s.counts.clear();
+    for (const item of this.index.members(selId)) this.contributeItem(s, item, +1);
+    for (const m of s.counts.keys()) this.desired.addMember(s.name, m);
+  }
+
+  private decSet(key: string): void {
+    const s = this.sets.get(key);
+    if (!s) return;
+    s.refs--;
+    if (s.refs > 0) return;
+    this.desired.deleteIpset(s.name);
+    this.sets.delete(key);
+    if (s.ref.kind === 'nets') return;
+    const selId = s.ref.selector;
+    const users = this.selectorSets.get(selId);
+    users?.delete(key);
+    if (users && users.size === 0) {
+      this.selectorSets.delete(selId);
+      this.index.deleteSelector(selId);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Rendering
+
+  /** Recomputes everything marked dirty into `desired`. */
+  flush(): void {
+    for (const id of this.dirtyPolicies) this.renderPolicy(id);
+    this.dirtyPolicies.clear();
+    // Profiles referenced by local endpoints (users) are recomputed with the endpoints.
+    for (const key of this.dirtyEndpoints) this.renderEndpoint(key);
+    this.dirtyEndpoints.clear();
+    for (const name of this.dirtyProfiles) this.renderProfile(name);
+    this.dirtyProfiles.clear();
+    if (this.dirtyDispatch) this.renderDispatch();
+    this.dirtyDispatch = false;
+    if (this.dirtyStatic) this.renderStaticChains();
+    this.dirtyStatic = false;
+  }
+
+  private renderRules(kind: 'policy' | 'profile', label: string, chainOf: (d: 'ingress' | 'egress') => string, dirs: Array<['ingress' | 'egress', import('./model.js').NormRule[] | undefined]>, oldKeys: string[]): string[] {
+    const keys: string[] = [];
+    for (const f of this.families) {
+      for (const [dir, rules] of dirs) {
+        const name = chainOf(dir);
+        if (!rules) {
+          this.desired.deleteChain(f, 'filter', name);
+          continue;
+        }
+        const body = renderRuleChain(rules, {
+          names: this.names,
+          family: f,
+          config: this.config,
+          logPrefix: `${this.config.logPrefix} ${kind} ${label}`,
+          set: (ref) => {
+            const r = this.refSet(f, ref);
+            keys.push(r.key);
+            return r.name;
+          },
+        });
+        this.desired.setChain(f, 'filter', name, body);
+      }
+    }
+    for (const k of keys) this.incSet(k);
+    for (const k of oldKeys) this.decSet(k);
+    return keys;
+  }
+
+  private renderPolicy(id: string): void {
+    const st = this.policies.get(id);
+    if (!st) return;
+    const deleted = st.deleted;
+    const active = !deleted && st.endpoints.size > 0;
+    const chainOf = (d: 'ingress' | 'egress') => this.names.policy(d, id);
+    if (!active) {
+      if (st.active || st.setKeys.length) {
+        for (const f of this.families) {
+          this.desired.deleteChain(f, 'filter', chainOf('ingress'));
+          this.desired.deleteChain(f, 'filter', chainOf('egress'));
+        }
+        for (const k of st.setKeys) this.decSet(k);
+        st.setKeys = [];
+      }
+      st.active = false;
+      if (deleted) this.policies.delete(id);
+      return;
+    }
+    st.setKeys = this.renderRules('policy', id, chainOf, [
+      ['ingress', st.policy.ingress],
+      ['egress', st.policy.egress],
+    ], st.setKeys);
+    st.active = true;
+  }
+
+  private renderProfile(name: string): void {
+    const st = this.profiles.get(name);
+    if (!st) return;
+    const active = !!st.profile && st.users.size > 0;
+    const chainOf = (d: 'ingress' | 'egress') => this.names.profile(d, name);
+    if (!active) {
+      if (st.active) {
+        for (const f of this.families) {
+          this.desired.deleteChain(f, 'filter', chainOf('ingress'));
+          this.desired.deleteChain(f, 'filter', chainOf('egress'));
+        }
+        for (const k of st.setKeys) this.decSet(k);
+        st.setKeys = [];
+      }
+      st.active = false;
+      if (!st.profile && st.users.size === 0 && st.inheritors.size === 0) this.profiles.delete(name);
+      return;
+    }
+    st.setKeys = this.renderRules('profile', name, chainOf, [
+      ['ingress', st.profile!.ingress],
+      ['egress', st.profile!.egress],
+    ], st.setKeys);
+    st.active = true;
+  }
+
+  private renderEndpoint(key: string): void {
+    const st = this.endpoints.get(key);
+    const chainsOf = (kind: 'wep' | 'hep', iface: string) =>
+      kind === 'wep'
+        ? { ingress: this.names.tw(iface), egress: this.names.fw(iface) }
+        : { ingress: this.names.fh(iface), egress: this.names.th(iface) };
+    // Drop what an earlier version rendered.
+    const prev = this.rendered.get(key);
+    const nowLocal = st && st.input.local && st.input.iface ? st : undefined;
+    if (prev && (!nowLocal || prev.iface !== nowLocal.input.iface || prev.kind !== nowLocal.input.kind)) {
+      const c = chainsOf(prev.kind, prev.iface);
+      for (const f of this.families) {
+        this.desired.deleteChain(f, 'filter', c.ingress);
+        this.desired.deleteChain(f, 'filter', c.egress);
+      }
+      for (const p of prev.profiles) this.releaseProfile(p, key);
+      this.rendered.delete(key);
+    }
+    if (!nowLocal) return;
+    const e = nowLocal.input;
+    const iface = e.iface!;
+    // Profiles: only those that exist are jumped to.
+    const profiles = e.profiles.filter((p) => this.profiles.get(p)?.profile);
+    const was = this.rendered.get(key)?.profiles ?? [];
+    for (const p of profiles) if (!was.includes(p)) this.useProfile(p, key);
+    for (const p of was) if (!profiles.includes(p)) this.releaseProfile(p, key);
+    this.rendered.set(key, { iface, kind: e.kind, profiles });
+    const pols = [...nowLocal.policies].map((id) => this.policies.get(id)?.policy).filter((p): p is NormPolicy => !!p);
+    pols.sort(comparePolicies);
+    const c = chainsOf(e.kind, iface);
+    for (const f of this.families) {
+      for (const dir of ['ingress', 'egress'] as const) {
+        const body = renderEndpointChain(
+          {
+            direction: dir,
+            workload: e.kind === 'wep',
+            policyChains: pols.filter((p) => p[dir]).map((p) => this.names.policy(dir, p.id)),
+            profileChains: profiles.map((p) => this.names.profile(dir, p)),
+            failsafeChain: e.kind === 'hep' ? (dir === 'ingress' ? this.names.failsafeIn : this.names.failsafeOut) : undefined,
+          },
+          this.config,
+          f,
+        );
+        this.desired.setChain(f, 'filter', c[dir], body);
+      }
+    }
+  }
+
+  private readonly rendered = new Map<string, { iface: string; kind: 'wep' | 'hep'; profiles: string[] }>();
+
+  private useProfile(name: string, ep: string): void {
+    const st = this.profileState(name);
+    st.users.add(ep);
+    if (!st.active) this.dirtyProfiles.add(name);
+  }
+
+  private releaseProfile(name: string, ep: string): void {
+    const st = this.profiles.get(name);
+    if (!st) return;
+    st.users.delete(ep);
+    if (st.users.size === 0) this.dirtyProfiles.add(name);
+  }
+
+  private renderDispatch(): void {
+    const wl: Array<{ iface: string; tw: string; fw: string }> = [];
+    const hep: Array<{ iface: string; fh: string; th: string }> = [];
+    for (const { input: e } of this.endpoints.values()) {
+      if (!e.local || !e.iface) continue;
+      if (e.kind === 'wep') wl.push({ iface: e.iface, tw: this.names.tw(e.iface), fw: this.names.fw(e.iface) });
+      else hep.push({ iface: e.iface, fh: this.names.fh(e.iface), th: this.names.th(e.iface) });
+    }
+    for (const f of this.families) {
+      const want = new Set<string>();
+      const put = (m: Map<string, string[]>) => {
+        for (const [name, rules] of m) {
+          want.add(name);
+          this.desired.setChain(f, 'filter', name, rules);
+        }
+      };
+      put(
+        renderDispatch(this.names.fromWlDispatch(), (c) => this.names.fromWlDispatch(c), '-i', wl.map((x) => ({ iface: x.iface, chain: x.fw })), this.config.interfacePrefixes, f, this.config),
+      );
+      put(renderDispatch(this.names.toWlDispatch(), (c) => this.names.toWlDispatch(c), '-o', wl.map((x) => ({ iface: x.iface, chain: x.tw })), this.config.interfacePrefixes, f, this.config));
+      hep.sort((a, b) => (a.iface < b.iface ? -1 : 1));
+      this.desired.setChain(f, 'filter', this.names.fromHostDispatch(), hep.map((h) => `-i ${h.iface} -g ${h.fh}`));
+      this.desired.setChain(f, 'filter', this.names.toHostDispatch(), hep.map((h) => `-o ${h.iface} -g ${h.th}`));
+      // Drop dispatch children no longer needed.
+      for (const base of [this.names.fromWlDispatch(), this.names.toWlDispatch()]) {
+        for (const name of this.dispatchChildren.get(`${f}|${base}`) ?? []) if (!want.has(name)) this.desired.deleteChain(f, 'filter', name);
+        this.dispatchChildren.set(`${f}|${base}`, [...want].filter((n) => n.startsWith(base + '-')));
+      }
+    }
+  }
+
+  private readonly dispatchChildren = new Map<string, string[]>();
+  private natSetKeys: string[] = [];
+
+  private renderStaticChains(): void {
+    if (this.desired.insertMode !== this.config.chainInsertMode) {
+      this.desired.insertMode = this.config.chainInsertMode;
+      this.desired.markAllDirty();
+    }
+    this.desired.maxIpsetSize = this.config.maxIpsetSize;
+    const hostEndpoints = [...this.endpoints.values()].some((e) => e.input.local && e.input.kind === 'hep' && e.input.iface);
+    const newKeys: string[] = [];
+    for (const f of this.families) {
+      const pools = this.pools.filter((p) => !p.disabled && parseCidr(p.cidr)?.version === f);
+      const masq = pools.filter((p) => p.natOutgoing);
+      let nat: { masqSet: string; allSet: string } | undefined;
+      if (masq.length) {
+        const masqRef = this.refSet(f, { kind: 'nets', nets: masq.map((p) => p.cidr).sort() });
+        const allRef = this.refSet(f, { kind: 'nets', nets: pools.map((p) => p.cidr).sort() });
+        newKeys.push(masqRef.key, allRef.key);
+        nat = { masqSet: masqRef.name, allSet: allRef.name };
+      }
+      const s = renderStatic(this.names, this.config, { family: f, nat, hostEndpoints });
+      for (const t of ['filter', 'nat'] as const) {
+        for (const [name, rules] of s.chains[t]) this.desired.setChain(f, t, name, rules);
+        for (const [builtin, rules] of s.hooks[t]) this.desired.setHook(f, t, builtin, rules);
+      }
+    }
+    for (const k of newKeys) this.incSet(k);
+    for (const k of this.natSetKeys) this.decSet(k);
+    this.natSetKeys = newKeys;
+  }
+}
+
+export { FAMILIES };

@@ -1,0 +1,585 @@
+// Applying DesiredState to the kernel: iptables-save / ipset save to read (validated: garbage
+// fails loudly), minimal diffs, one `iptables-restore --noflush` per table and family, and
+// `ipset restore` before (creates, members) and after (destroys) the rule changes.
+//
+// Rules are identified by a hash comment `<tag>:<16 chars>` (tag = prefix without its
+// trailing dash, `pet` by default): base64url(SHA-224(chain + rule + occurrence)), so a rule
+// keeps its id wherever it moves and a chain diff is a prefix/suffix match. Only chains with
+// our prefix are ever created, flushed or deleted; in built-in chains we touch only rules
+// carrying our hash comment.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { counter, gauge, histogram } from '../agent/metrics.js';
+import { logger, type Logger } from '../agent/log.js';
+import { chainKey, splitChainKey, TABLES, type ChainKey, type DesiredState, type IpsetType } from './desired.js';
+import { b64hash, DEFAULT_PREFIX, Names, type Family, type Table } from './render.js';
+
+export type Backend = 'nft' | 'legacy';
+
+const restoreSeconds = histogram({
+  name: 'petrel_iptables_restore_seconds',
+  help: 'Time taken by one iptables-restore / ipset restore run',
+  labelNames: ['family', 'table'],
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+});
+const restoreErrors = counter({
+  name: 'petrel_iptables_restore_errors_total',
+  help: 'Failed iptables-restore / ipset restore runs',
+  labelNames: ['family', 'table'],
+});
+const ipsetMembers = gauge({ name: 'petrel_ipset_members', help: 'Members of Petrel ipsets programmed in the kernel' });
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export type Exec = (cmd: string, args: string[], input?: string) => Promise<ExecResult>;
+
+export const defaultExec: Exec = (cmd, args, input) =>
+  new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d: Buffer) => err.push(d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    p.stdin.on('error', () => undefined);
+    p.stdin.end(input ?? '');
+  });
+
+/** Unparseable iptables-save / ipset output: never act on it. */
+export class DataplaneReadError extends Error {
+  override name = 'DataplaneReadError';
+}
+
+export class DataplaneWriteError extends Error {
+  override name = 'DataplaneWriteError';
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+
+export interface TableState {
+  /** every chain in the table (ours and others'). */
+  chains: Set<string>;
+  /** our chains: rule hashes in order ('' for a rule without our hash). */
+  ours: Map<string, string[]>;
+  /** built-in chains: our rules' hashes with their 1-based positions, and the rule count. */
+  builtins: Map<string, { hashes: Array<{ hash: string; pos: number }>; count: number }>;
+}
+
+const BUILTIN = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
+
+/** Parses `iptables-save -t <table>` output. Throws DataplaneReadError on anything unexpected. */
+export function parseIptablesSave(text: string, table: Table, names: Names): TableState {
+  const st: TableState = { chains: new Set(), ours: new Map(), builtins: new Map() };
+  const hashRe = new RegExp(`--comment "?${escapeRe(names.tag)}:([A-Za-z0-9_-]{16})"?(?:\\s|$)`);
+  let inTable = false;
+  let committed = false;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trimEnd();
+    if (line === '' || line.startsWith('#')) {
+      if (/incompatible|use 'nft'|legacy tables present/i.test(line)) throw new DataplaneReadError(`iptables-save (${table}) line ${i + 1}: ${line}`);
+      continue;
+    }
+    if (line.startsWith('*')) {
+      if (line.slice(1) !== table) throw new DataplaneReadError(`iptables-save: expected table ${table}, got ${line}`);
+      inTable = true;
+      continue;
+    }
+    if (!inTable) throw new DataplaneReadError(`iptables-save (${table}) line ${i + 1}: unexpected ${JSON.stringify(line.slice(0, 80))} before the table header`);
+    if (line === 'COMMIT') {
+      committed = true;
+      inTable = false;
+      continue;
+    }
+    if (line.startsWith(':')) {
+      const m = line.match(/^:(\S+) (\S+) \[\d+:\d+\]$/);
+      if (!m) throw new DataplaneReadError(`iptables-save (${table}) line ${i + 1}: bad chain line ${JSON.stringify(line)}`);
+      st.chains.add(m[1]!);
+      if (names.isOurChain(m[1]!)) st.ours.set(m[1]!, []);
+      if (BUILTIN.has(m[1]!)) st.builtins.set(m[1]!, { hashes: [], count: 0 });
+      continue;
+    }
+    if (line.startsWith('-A ')) {
+      const sp = line.indexOf(' ', 3);
+      const chain = sp < 0 ? line.slice(3) : line.slice(3, sp);
+      const m = line.match(hashRe);
+      const ours = st.ours.get(chain);
+      if (ours) {
+        ours.push(m ? m[1]! : '');
+        continue;
+      }
+      const b = st.builtins.get(chain);
+      if (b) {
+        b.count++;
+        if (m) b.hashes.push({ hash: m[1]!, pos: b.count });
+        continue;
+      }
+      if (!st.chains.has(chain)) throw new DataplaneReadError(`iptables-save (${table}) line ${i + 1}: rule for undeclared chain ${chain}`);
+      continue;
+    }
+    throw new DataplaneReadError(`iptables-save (${table}) line ${i + 1}: unexpected ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  if (inTable || (!committed && st.chains.size > 0)) throw new DataplaneReadError(`iptables-save (${table}): output ends without COMMIT`);
+  return st;
+}
+
+export interface IpsetState {
+  type: string;
+  family: string;
+  maxelem?: number;
+  members: Set<string>;
+}
+
+/** Parses `ipset save` output, keeping our sets. Throws DataplaneReadError on garbage. */
+export function parseIpsetSave(text: string, names: Names): Map<string, IpsetState> {
+  const sets = new Map<string, IpsetState>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (!line) continue;
+    const parts = line.split(/\s+/);
+    if (parts[0] === 'create' && parts.length >= 3) {
+      if (!names.isOurIpset(parts[1]!)) continue;
+      const fi = parts.indexOf('family');
+      const mi = parts.indexOf('maxelem');
+      sets.set(parts[1]!, {
+        type: parts[2]!,
+        family: fi > 0 ? parts[fi + 1]! : 'inet',
+        maxelem: mi > 0 ? Number(parts[mi + 1]) : undefined,
+        members: new Set(),
+      });
+      continue;
+    }
+    if (parts[0] === 'add' && parts.length >= 3) {
+      const s = sets.get(parts[1]!);
+      if (s) s.members.add(parts[2]!);
+      else if (names.isOurIpset(parts[1]!)) throw new DataplaneReadError(`ipset save line ${i + 1}: member of undeclared set ${parts[1]}`);
+      continue;
+    }
+    throw new DataplaneReadError(`ipset save line ${i + 1}: unexpected ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  return sets;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// ---------------------------------------------------------------------------------------
+// Hashing
+
+export function ruleHashes(chain: string, rules: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return rules.map((r) => {
+    const n = seen.get(r) ?? 0;
+    seen.set(r, n + 1);
+    return b64hash('sha224', `${chain}\0${r}\0${n}`).slice(0, 16);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Backend detection (Felix / kubernetes-sigs iptables-wrappers), binaries
+
+export interface Binaries {
+  save: string;
+  restore: string;
+}
+
+export function binaries(backend: Backend, family: Family): Binaries {
+  const base = family === 4 ? 'iptables' : 'ip6tables';
+  const mode = (b: string) => (existsSync(`/usr/sbin/${b}`) || existsSync(`/sbin/${b}`) || existsSync(`/usr/bin/${b}`) ? b : undefined);
+  return {
+    save: mode(`${base}-${backend}-save`) ?? `${base}-save`,
+    restore: mode(`${base}-${backend}-restore`) ?? `${base}-restore`,
+  };
+}
+
+/**
+ * nft when the nft tables hold the kube canaries, else legacy when the legacy tables do,
+ * else the one with more rules; a tie goes to the system's default `iptables` (whose
+ * `--version` names its backend). Legacy is probed only when its module is loaded.
+ */
+export async function detectBackend(exec: Exec, log?: Logger): Promise<Backend> {
+  const hint = /KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY/;
+  const count = (t: string) => t.split('\n').filter((l) => l.startsWith('-A ')).length;
+  const nft = await exec('iptables-nft-save', ['-t', 'mangle']).catch(() => undefined);
+  const nft6 = await exec('ip6tables-nft-save', ['-t', 'mangle']).catch(() => undefined);
+  const nftText = `${nft?.stdout ?? ''}${nft6?.stdout ?? ''}`;
+  if (hint.test(nftText)) return 'nft';
+  let legacyText = '';
+  if (existsSync('/proc/net/ip_tables_names')) {
+    const l = await exec('iptables-legacy-save', ['-t', 'mangle']).catch(() => undefined);
+    const l6 = await exec('ip6tables-legacy-save', ['-t', 'mangle']).catch(() => undefined);
+    legacyText = `${l?.stdout ?? ''}${l6?.stdout ?? ''}`;
+    if (hint.test(legacyText)) return 'legacy';
+  }
+  const nNft = nft && nft.code === 0 ? count(nftText) : -1;
+  const nLegacy = count(legacyText);
+  if (nNft > nLegacy) return 'nft';
+  if (nLegacy > nNft) return 'legacy';
+  const v = await exec('iptables', ['--version']).catch(() => undefined);
+  const backend: Backend = v && /legacy/.test(v.stdout) ? 'legacy' : nft && nft.code === 0 ? 'nft' : 'legacy';
+  log?.debug({ backend }, 'iptables backend: tie, following the system default');
+  return backend;
+}
+
+// ---------------------------------------------------------------------------------------
+// The dataplane
+
+export interface IptablesDataplaneOptions {
+  prefix?: string;
+  ipVersions?: Family[];
+  log?: Logger;
+  /** `auto` (default) detects; FelixConfiguration iptablesBackend. */
+  backend?: Backend | 'auto';
+  exec?: Exec;
+  /** full re-read and repair period (FelixConfiguration iptablesRefreshInterval, default 90 s). */
+  refreshIntervalMs?: number;
+  /** seconds to wait for the xtables lock (`-w`). */
+  lockTimeoutSecs?: number;
+  /** Insert (top, default) or Append our jumps into built-in chains. */
+  chainInsertMode?: 'Insert' | 'Append';
+  maxIpsetSize?: number;
+  /** Called with every restore input, for tests and debugging. */
+  onRestore?: (what: string, input: string) => void;
+}
+
+export interface DataplaneStatus {
+  backend?: Backend;
+  applied: boolean;
+  lastApply?: string;
+  lastApplyMs?: number;
+  lastError?: string;
+  applies: number;
+  errors: number;
+  chains: number;
+  rules: number;
+  ipsets: number;
+  ipsetMembers: number;
+}
+
+interface KernelView {
+  tables: Map<string, TableState>; // `${family}|${table}`
+  ipsets: Map<string, IpsetState>;
+}
+
+export class IptablesDataplane {
+  readonly names: Names;
+  readonly families: Family[];
+  private readonly log: Logger;
+  private readonly exec: Exec;
+  private backend?: Backend;
+  private kernel?: KernelView;
+  private desiredRef?: DesiredState;
+  private timer?: NodeJS.Timeout;
+  private running: Promise<void> = Promise.resolve();
+  private tempCounter = 0;
+  private readonly st: DataplaneStatus = { applied: false, applies: 0, errors: 0, chains: 0, rules: 0, ipsets: 0, ipsetMembers: 0 };
+
+  constructor(private readonly opts: IptablesDataplaneOptions = {}) {
+    this.names = new Names(opts.prefix ?? DEFAULT_PREFIX);
+    this.families = opts.ipVersions ?? [4, 6];
+    this.log = opts.log ?? logger('iptables');
+    this.exec = opts.exec ?? defaultExec;
+    if (opts.backend && opts.backend !== 'auto') this.backend = opts.backend;
+  }
+
+  /** Detects the backend and starts the periodic resync (which re-applies the last desired state). */
+  async start(): Promise<void> {
+    if (!this.backend) {
+      this.backend = await detectBackend(this.exec, this.log);
+      this.log.info({ backend: this.backend }, 'iptables backend chosen');
+    }
+    this.st.backend = this.backend;
+    const every = this.opts.refreshIntervalMs ?? 90_000;
+    if (every > 0 && !this.timer) {
+      this.timer = setInterval(() => void this.resync().catch((e) => this.log.warn({ err: String(e) }, 'periodic resync failed')), every);
+      this.timer.unref();
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  status(): DataplaneStatus {
+    return { ...this.st };
+  }
+
+  /** Re-reads the kernel and repairs any drift against the last applied desired state. */
+  async resync(): Promise<void> {
+    this.kernel = undefined;
+    if (this.desiredRef) {
+      this.desiredRef.markAllDirty();
+      await this.apply(this.desiredRef);
+    }
+  }
+
+  /**
+   * Makes the kernel match `desired`: only what changed since the last apply, everything
+   * after a resync or a failure (the kernel is then re-read first). Serialized.
+   */
+  apply(desired: DesiredState): Promise<void> {
+    const run = this.running.then(() => this.applyNow(desired));
+    this.running = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(desired: DesiredState): Promise<void> {
+    if (!this.backend) await this.start();
+    this.desiredRef = desired;
+    const t0 = performance.now();
+    if (!this.kernel) desired.markAllDirty();
+    const changes = desired.takeChanges();
+    try {
+      if (!this.kernel) this.kernel = await this.readKernel();
+      const kernel = this.kernel;
+      // 1. ipsets: create / re-type / members.
+      const { pre, post } = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
+      if (pre) await this.restoreIpset(pre);
+      // 2. iptables, one restore per family and table.
+      for (const f of this.families) {
+        for (const t of TABLES) {
+          const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel);
+          if (input) await this.restoreTable(f, t, input);
+        }
+      }
+      // 3. ipsets no longer referenced.
+      if (post) {
+        try {
+          await this.restoreIpset(post);
+        } catch (e) {
+          // A set still referenced by someone else's rule: keep it, retry on the next resync.
+          this.log.warn({ err: String(e) }, 'could not destroy stale ipsets; will retry');
+          this.kernel = undefined;
+        }
+      }
+      this.st.applied = true;
+      this.st.applies++;
+      this.st.lastApply = new Date().toISOString();
+      this.st.lastApplyMs = performance.now() - t0;
+      this.st.lastError = undefined;
+      const s = desired.stats();
+      Object.assign(this.st, { chains: s.chains, rules: s.rules, ipsets: s.ipsets, ipsetMembers: s.members });
+      ipsetMembers.set(s.members);
+    } catch (e) {
+      this.st.errors++;
+      this.st.lastError = String((e as Error).message ?? e);
+      this.kernel = undefined; // re-read and compare everything next time
+      desired.markAllDirty();
+      throw e;
+    }
+  }
+
+  private async readKernel(): Promise<KernelView> {
+    const tables = new Map<string, TableState>();
+    for (const f of this.families) {
+      const bin = binaries(this.backend!, f);
+      for (const t of TABLES) {
+        const r = await this.exec(bin.save, ['-t', t]);
+        if (r.code !== 0) throw new DataplaneReadError(`${bin.save} -t ${t} exited ${r.code}: ${r.stderr.trim()}`);
+        if (/incompatible|use 'nft' tool/i.test(r.stderr)) throw new DataplaneReadError(`${bin.save} -t ${t}: ${r.stderr.trim()}`);
+        tables.set(`${f}|${t}`, parseIptablesSave(r.stdout, t, this.names));
+      }
+    }
+    const r = await this.exec('ipset', ['save']);
+    if (r.code !== 0) throw new DataplaneReadError(`ipset save exited ${r.code}: ${r.stderr.trim()}`);
+    return { tables, ipsets: parseIpsetSave(r.stdout, this.names) };
+  }
+
+  private ipsetRestore(
+    desired: DesiredState,
+    full: Set<string>,
+    deltas: Map<string, Map<string, boolean>>,
+    kernel: KernelView,
+  ): { pre: string; post: string } {
+    const pre: string[] = [];
+    const post: string[] = [];
+    const maxelem = this.opts.maxIpsetSize ?? desired.maxIpsetSize;
+    const create = (name: string, type: IpsetType, family: Family) =>
+      `create ${name} ${type} family ${family === 4 ? 'inet' : 'inet6'} maxelem ${maxelem}`;
+    // Sets to compare in full: the dirty ones, plus (after a read) every kernel set of ours.
+    const names = new Set(full);
+    for (const name of names) {
+      const want = desired.ipsets.get(name);
+      const have = kernel.ipsets.get(name);
+      if (!want) {
+        if (have) {
+          post.push(`destroy ${name}`);
+          kernel.ipsets.delete(name);
+        }
+        continue;
+      }
+      const fam = want.family === 4 ? 'inet' : 'inet6';
+      if (!have) {
+        pre.push(create(name, want.type, want.family));
+        for (const m of want.members) pre.push(`add ${name} ${m}`);
+        kernel.ipsets.set(name, { type: want.type, family: fam, maxelem, members: new Set(want.members) });
+      } else if (have.type !== want.type || have.family !== fam || (have.maxelem !== undefined && have.maxelem !== maxelem)) {
+        // Re-created with another type: fill a temp set and swap it in atomically.
+        const tmp = this.names.tempIpset(want.family, this.tempCounter++ % 1000);
+        pre.push(`create ${tmp} ${want.type} family ${fam} maxelem ${maxelem}`);
+        for (const m of want.members) pre.push(`add ${tmp} ${m}`);
+        pre.push(`swap ${name} ${tmp}`, `destroy ${tmp}`);
+        kernel.ipsets.set(name, { type: want.type, family: fam, maxelem, members: new Set(want.members) });
+      } else {
+        for (const m of have.members) if (!want.members.has(m)) pre.push(`del ${name} ${m}`);
+        for (const m of want.members) if (!have.members.has(m)) pre.push(`add ${name} ${m}`);
+        have.members = new Set(want.members);
+      }
+    }
+    for (const [name, d] of deltas) {
+      if (names.has(name)) continue;
+      const have = kernel.ipsets.get(name);
+      if (!have) continue;
+      for (const [m, add] of d) {
+        if (add && !have.members.has(m)) {
+          pre.push(`add ${name} ${m}`);
+          have.members.add(m);
+        } else if (!add && have.members.has(m)) {
+          pre.push(`del ${name} ${m}`);
+          have.members.delete(m);
+        }
+      }
+    }
+    // Stale sets of ours the desired state never mentioned (after a restart).
+    for (const name of [...kernel.ipsets.keys()]) {
+      if (!desired.ipsets.has(name) && !names.has(name)) {
+        post.push(`destroy ${name}`);
+        kernel.ipsets.delete(name);
+      }
+    }
+    return { pre: pre.length ? pre.join('\n') + '\n' : '', post: post.length ? post.join('\n') + '\n' : '' };
+  }
+
+  private tableRestore(desired: DesiredState, f: Family, t: Table, dirty: Set<ChainKey>, dirtyHooks: Set<ChainKey>, kernel: KernelView): string {
+    const ts = kernel.tables.get(`${f}|${t}`)!;
+    const decl: string[] = [];
+    const body: string[] = [];
+    const deletes: string[] = [];
+    const tag = this.names.tag;
+    const withHash = (h: string, rule: string) => `-m comment --comment "${tag}:${h}" ${rule}`;
+    const updated = new Map<string, string[]>();
+    // Which chains to compare: dirty ones of this table, and every one of ours in the kernel
+    // that the desired state does not hold (stale).
+    const toCheck = new Set<string>();
+    for (const k of dirty) {
+      const c = splitChainKey(k);
+      if (c.family === f && c.table === t) toCheck.add(c.name);
+    }
+    for (const name of ts.ours.keys()) if (!desired.chains.has(chainKey(f, t, name))) toCheck.add(name);
+    for (const name of toCheck) {
+      const rules = desired.chains.get(chainKey(f, t, name));
+      const have = ts.ours.get(name);
+      if (!rules) {
+        if (have) {
+          decl.push(`:${name} - [0:0]`);
+          deletes.push(`-X ${name}`);
+          ts.ours.delete(name);
+          ts.chains.delete(name);
+        }
+        continue;
+      }
+      const want = ruleHashes(name, rules);
+      if (!have) {
+        decl.push(`:${name} - [0:0]`);
+        rules.forEach((r, i) => body.push(`-A ${name} ${withHash(want[i]!, r)}`));
+        updated.set(name, want);
+        continue;
+      }
+      let p = 0;
+      while (p < have.length && p < want.length && have[p] === want[p]) p++;
+      let s = 0;
+      while (s < have.length - p && s < want.length - p && have[have.length - 1 - s] === want[want.length - 1 - s]) s++;
+      const nDel = have.length - p - s;
+      const nIns = want.length - p - s;
+      if (nDel === 0 && nIns === 0) continue;
+      if (nDel + nIns > Math.max(8, want.length / 2)) {
+        decl.push(`:${name} - [0:0]`); // flushes the chain in --noflush mode
+        rules.forEach((r, i) => body.push(`-A ${name} ${withHash(want[i]!, r)}`));
+      } else {
+        for (let i = 0; i < nDel; i++) body.push(`-D ${name} ${p + 1}`);
+        for (let i = 0; i < nIns; i++) body.push(`-I ${name} ${p + 1 + i} ${withHash(want[p + i]!, rules[p + i]!)}`);
+      }
+      updated.set(name, want);
+    }
+    // Our jump rules in built-in chains.
+    const hookChains = new Set<string>();
+    for (const k of dirtyHooks) {
+      const c = splitChainKey(k);
+      if (c.family === f && c.table === t) hookChains.add(c.name);
+    }
+    for (const [builtin, b] of ts.builtins) if (b.hashes.length) hookChains.add(builtin);
+    const hookOps: string[] = [];
+    const insertMode = this.opts.chainInsertMode ?? desired.insertMode;
+    for (const builtin of hookChains) {
+      const rules = desired.hooks.get(chainKey(f, t, builtin)) ?? [];
+      const want = ruleHashes(builtin, rules);
+      const b = ts.builtins.get(builtin) ?? { hashes: [], count: 0 };
+      const haveHashes = b.hashes.map((x) => x.hash);
+      const inPlace =
+        insertMode === 'Insert'
+          ? b.hashes.every((x, i) => x.pos === i + 1) && haveHashes.join() === want.join()
+          : b.hashes.every((x, i) => x.pos === b.count - b.hashes.length + i + 1) && haveHashes.join() === want.join();
+      if (inPlace) continue;
+      for (const x of [...b.hashes].reverse()) hookOps.push(`-D ${builtin} ${x.pos}`);
+      const rest = b.count - b.hashes.length;
+      if (insertMode === 'Insert') rules.forEach((r, i) => hookOps.push(`-I ${builtin} ${i + 1} ${withHash(want[i]!, r)}`));
+      else rules.forEach((r, i) => hookOps.push(`-A ${builtin} ${withHash(want[i]!, r)}`));
+      ts.builtins.set(builtin, {
+        hashes: want.map((h, i) => ({ hash: h, pos: insertMode === 'Insert' ? i + 1 : rest + i + 1 })),
+        count: rest + want.length,
+      });
+    }
+    if (!decl.length && !body.length && !deletes.length && !hookOps.length) return '';
+    for (const [name, want] of updated) {
+      ts.ours.set(name, want);
+      ts.chains.add(name);
+    }
+    // Hooks are inserted after our chains exist and removed before they go.
+    return [`*${t}`, ...decl, ...body, ...hookOps, ...deletes, 'COMMIT', ''].join('\n');
+  }
+
+  private async restoreTable(f: Family, t: Table, input: string): Promise<void> {
+    const bin = binaries(this.backend!, f);
+    const args = ['--noflush', '-w', String(this.opts.lockTimeoutSecs ?? 10), '-W', '50000'];
+    this.opts.onRestore?.(`${f}|${t}`, input);
+    const end = restoreSeconds.startTimer({ family: String(f), table: t });
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const r = await this.exec(bin.restore, args, input);
+        if (r.code === 0) return;
+        const lock = /xtables lock|Resource temporarily unavailable|Another app is currently holding/i.test(r.stderr);
+        if (lock && attempt < 5) {
+          await new Promise((res) => setTimeout(res, 50 * attempt));
+          continue;
+        }
+        restoreErrors.inc({ family: String(f), table: t });
+        throw new DataplaneWriteError(`${bin.restore} (${t}, IPv${f}) exited ${r.code}: ${r.stderr.trim().slice(0, 2000)}`);
+      }
+    } finally {
+      end();
+    }
+  }
+
+  private async restoreIpset(input: string): Promise<void> {
+    this.opts.onRestore?.('ipset', input);
+    const end = restoreSeconds.startTimer({ family: 'any', table: 'ipset' });
+    try {
+      const r = await this.exec('ipset', ['-exist', 'restore'], input);
+      if (r.code !== 0) {
+        restoreErrors.inc({ family: 'any', table: 'ipset' });
+        throw new DataplaneWriteError(`ipset restore exited ${r.code}: ${r.stderr.trim().slice(0, 2000)}`);
+      }
+    } finally {
+      end();
+    }
+  }
+}
