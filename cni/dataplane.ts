@@ -64,17 +64,27 @@ export interface VethSpec {
   /** addresses without prefix */
   ips: string[];
   routeProtocol: number;
+  /** container-side MAC (random when absent) */
+  mac?: string;
 }
 
 /** Creates and configures the pair; returns the container side's MAC. Undoes itself on failure. */
 export async function createVeth(s: VethSpec): Promise<string> {
   const v4 = s.ips.filter((ip) => !ip.includes(':'));
   const v6 = s.ips.filter((ip) => ip.includes(':'));
-  const mac = randomMac();
+  const mac = s.mac ?? randomMac();
   if (linkExists(s.hostIf)) await exec('ip', ['link', 'del', s.hostIf]);
+  // The host side comes up with its route at once (the route is accepted while the peer has no
+  // carrier yet), so a pod never runs without its host route.
   await batch([
     `link add ${s.hostIf} mtu ${s.mtu} address ${HOST_MAC} type veth peer name ${s.contIf} mtu ${s.mtu} address ${mac} netns ${s.netns}`,
-  ]);
+    `link set ${s.hostIf} up`,
+    ...v4.map((ip) => `route replace ${ip}/32 dev ${s.hostIf} scope link proto ${s.routeProtocol}`),
+    ...v6.map((ip) => `route replace ${ip}/128 dev ${s.hostIf} proto ${s.routeProtocol}`),
+  ]).catch(async (e) => {
+    await exec('ip', ['link', 'del', s.hostIf]).catch(() => undefined);
+    throw e;
+  });
   try {
     sysctl(`ipv4/conf/${s.hostIf}/route_localnet`, '1');
     sysctl(`ipv4/conf/${s.hostIf}/proxy_arp`, '1');
@@ -98,11 +108,6 @@ export async function createVeth(s: VethSpec): Promise<string> {
       ? `for f in all default lo; do echo 0 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done 2>/dev/null; echo 0 > /proc/sys/net/ipv6/conf/${s.contIf}/accept_dad 2>/dev/null; true`
       : undefined;
     await batch(cont, s.netns, pre);
-    await batch([
-      `link set ${s.hostIf} up`,
-      ...v4.map((ip) => `route replace ${ip}/32 dev ${s.hostIf} scope link proto ${s.routeProtocol}`),
-      ...v6.map((ip) => `route replace ${ip}/128 dev ${s.hostIf} proto ${s.routeProtocol}`),
-    ]);
     return mac;
   } catch (e) {
     await exec('ip', ['link', 'del', s.hostIf]).catch(() => undefined);

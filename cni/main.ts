@@ -51,7 +51,9 @@ async function main(): Promise<void> {
     fail(4, cmd ? `unknown CNI_COMMAND ${JSON.stringify(cmd)}` : 'CNI_COMMAND is not set', 'expected ADD, DEL, CHECK or VERSION');
   }
   const m = await import('./plugin.js');
-  process.exitCode = await m.runPlugin(role, cmd, stdin, process.env);
+  const code = await m.runPlugin(role, cmd, stdin, process.env);
+  // stdout is a pipe (written synchronously on Linux): exit now rather than wait for keep-alive sockets.
+  process.exit(code);
 }
 
 main().catch((e) => fail(999, 'internal error', e instanceof Error ? e.stack ?? e.message : String(e)));

@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { type CniBackend, type PodInfo, openBackend } from './backend.js';
 import { type CniEnv, type NetConf, parseEnv, parseNetConf } from './config.js';
-import { GATEWAY4, HOST_LINK_LOCAL6, createVeth, deleteVeth, exec, linkExists, readInterface } from './dataplane.js';
+import { GATEWAY4, HOST_LINK_LOCAL6, createVeth, randomMac, deleteVeth, exec, linkExists, readInterface } from './dataplane.js';
 import { Ipam, IpamError } from './ipam/ipam.js';
 import { handleIdFor, hostVethName, workloadEndpointName } from './names.js';
 import { CniError, type CniResult, ErrorCode, convertResult, parseResult } from './types.js';
@@ -13,6 +13,12 @@ const IN_PROCESS_IPAM = new Set(['petrel-ipam', 'calico-ipam']);
 
 function print(obj: unknown): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+const TRACE = !!process.env.PETREL_CNI_TRACE;
+/** PETREL_CNI_TRACE=1: phase timings (ms since process start) on stderr. */
+export function trace(what: string): void {
+  if (TRACE) process.stderr.write(`petrel-cni trace ${performance.now().toFixed(1)} ${what}\n`);
 }
 
 function log(conf: NetConf | undefined, msg: string): void {
@@ -170,7 +176,6 @@ async function withBackend<T>(conf: NetConf, fn: (b: CniBackend) => Promise<T>):
 async function assignInProcess(conf: NetConf, e: CniEnv, b: CniBackend, ctx: PodContext, pod: PodInfo | undefined): Promise<{ ips: string[]; fresh: string[] }> {
   const ipam = new Ipam(b.store);
   const req = ipamRequest(conf, pod);
-  const before = await ipam.ipsOfHandle(ctx.handleId);
   const ips = await ipam.assign({
     handleId: ctx.handleId,
     host: conf.nodename,
@@ -185,7 +190,7 @@ async function assignInProcess(conf: NetConf, e: CniEnv, b: CniBackend, ctx: Pod
     pools6: req.pools6,
     ips: req.ipAddrs,
   });
-  return { ips, fresh: ips.filter((ip) => !before.includes(ip)) };
+  return { ips, fresh: ipam.lastAssigned };
 }
 
 /** The `petrel-ipam` plugin on its own (another main plugin delegating to it). */
@@ -212,11 +217,13 @@ async function cmdAdd(conf: NetConf, e: CniEnv): Promise<CniResult> {
   if (!existsSync(e.netns)) throw new CniError(ErrorCode.UnknownContainer, `network namespace ${e.netns} does not exist`);
   const ctx = podContext(conf, e);
   const inProcess = IN_PROCESS_IPAM.has(conf.ipam.type);
+  trace('ADD start');
   return withBackend(conf, async (b) => {
     const pod = ctx.k8s ? await b.podInfo(ctx.namespace, ctx.pod!) : undefined;
     if (ctx.k8s && conf.datastoreType === 'kubernetes' && !pod) {
       throw new CniError(ErrorCode.UnknownContainer, `pod ${ctx.namespace}/${ctx.pod} does not exist`);
     }
+    trace('pod info');
     let ips: string[];
     let fresh: string[] = [];
     if (inProcess) {
@@ -232,15 +239,12 @@ async function cmdAdd(conf: NetConf, e: CniEnv): Promise<CniResult> {
         if (fresh.length) await new Ipam(b.store).releaseIps(fresh).catch(() => undefined);
       } else await delegateIpam(conf, e, 'DEL').catch(() => undefined);
     };
-    let mac: string;
-    try {
-      mac = await createVeth({ hostIf: ctx.hostIf, contIf: e.ifname, netns: e.netns, mtu: conf.mtu, ips, routeProtocol: conf.routeProtocol });
-    } catch (err) {
-      await undoIpam();
-      throw err;
-    }
-    try {
-      await b.writeEndpoint({
+    trace('ipam assigned');
+    const mac = randomMac();
+    // The interface and the endpoint do not depend on each other: both at once, both undone on failure.
+    const [veth, wep] = await Promise.allSettled([
+      createVeth({ hostIf: ctx.hostIf, contIf: e.ifname, netns: e.netns, mtu: conf.mtu, ips, routeProtocol: conf.routeProtocol, mac }),
+      b.writeEndpoint({
         node: conf.nodename,
         namespace: ctx.namespace,
         name: ctx.wepName,
@@ -251,12 +255,15 @@ async function cmdAdd(conf: NetConf, e: CniEnv): Promise<CniResult> {
         ips,
         mac,
         pod_: pod,
-      });
-    } catch (err) {
-      await deleteVeth(ctx.hostIf, e.ifname, e.netns).catch(() => undefined);
+      }),
+    ]);
+    if (veth.status === 'rejected' || wep.status === 'rejected') {
+      if (veth.status === 'fulfilled') await deleteVeth(ctx.hostIf, e.ifname, e.netns).catch(() => undefined);
+      if (wep.status === 'fulfilled') await b.removeEndpoint(ctx.namespace, ctx.wepName, ctx.pod, e.containerId).catch(() => undefined);
       await undoIpam();
-      throw err;
+      throw veth.status === 'rejected' ? veth.reason : (wep as PromiseRejectedResult).reason;
     }
+    trace('endpoint written');
     log(conf, `ADD ${e.containerId}: ${ctx.hostIf} ${ips.join(',')}`);
     const prev = conf.prevResult;
     const base = prev?.interfaces?.length ?? 0;
@@ -277,16 +284,21 @@ async function cmdAdd(conf: NetConf, e: CniEnv): Promise<CniResult> {
 
 async function cmdDel(conf: NetConf, e: CniEnv): Promise<void> {
   const ctx = podContext(conf, e);
-  await withBackend(conf, async (b) => {
-    await b.removeEndpoint(ctx.namespace, ctx.wepName, ctx.pod, e.containerId);
-    await deleteVeth(ctx.hostIf, e.ifname, e.netns || undefined);
-    if (IN_PROCESS_IPAM.has(conf.ipam.type)) {
-      const ipam = new Ipam(b.store);
-      await ipam.releaseByHandle(ctx.handleId, { emptyBlockGraceMs: conf.ipam.emptyBlockGraceSeconds * 1000 });
-    } else {
-      await delegateIpam(conf, e, 'DEL');
-    }
+  trace('DEL start');
+  // The kernel side and the datastore side are independent: remove both at once.
+  const dp = deleteVeth(ctx.hostIf, e.ifname, e.netns || undefined).then(() => trace('veth deleted'));
+  const ds = withBackend(conf, async (b) => {
+    const wep = b.removeEndpoint(ctx.namespace, ctx.wepName, ctx.pod, e.containerId).then(() => trace('endpoint removed'));
+    const ipam = IN_PROCESS_IPAM.has(conf.ipam.type)
+      ? new Ipam(b.store).releaseByHandle(ctx.handleId, { emptyBlockGraceMs: conf.ipam.emptyBlockGraceSeconds * 1000 })
+      : delegateIpam(conf, e, 'DEL');
+    const [w, i] = await Promise.allSettled([wep, ipam.then(() => trace('ipam released'))]);
+    if (w.status === 'rejected') throw w.reason;
+    if (i.status === 'rejected') throw i.reason;
   });
+  const [r1, r2] = await Promise.allSettled([dp, ds]);
+  if (r2.status === 'rejected') throw r2.reason;
+  if (r1.status === 'rejected') throw r1.reason;
 }
 
 async function cmdCheck(conf: NetConf, e: CniEnv): Promise<void> {
