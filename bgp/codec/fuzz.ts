@@ -269,7 +269,7 @@ export function runFuzz(iterations: number, seed = 1, corpus: Buffer[] = fuzzCor
       for (let n = 0; n < 4; n++) {
         const raw = reader.next();
         if (raw === null) {
-          st.needMore++;
+          if (n === 0) st.needMore++;
           break;
         }
         if (raw instanceof BgpNotification) {
