@@ -838,14 +838,13 @@ export class BgpSpeaker implements SessionHost {
     if (!best) return { prefix, withdrawn: true };
     const src = best.src as PeerState | null;
     const stale = !!src && src.stale !== null && src.stale.get(p) === best && src.adjIn.get(p) !== best;
-    return {
-      prefix,
-      withdrawn: false,
-      nextHop: best.nextHop,
-      peer: src?.address,
-      asPath: best.asPathFlat(),
-      ...(stale ? { stale } : {}),
-    };
+    const a = best.attrs;
+    const c: RouteChange = { prefix, withdrawn: false, nextHop: best.nextHop, peer: src?.address, asPath: best.asPathFlat() };
+    if (stale) c.stale = true;
+    if (a.med !== undefined) c.med = a.med;
+    if (a.localPref !== undefined) c.localPref = a.localPref;
+    if (a.communities) c.communities = a.communities.map((x) => `${x >>> 16}:${x & 0xffff}`);
+    return c;
   }
 
   private emitChanges(): void {

@@ -69,6 +69,10 @@ export interface RouteChange {
   asPath?: number[];
   /** The best route is held stale (peer restarting, RFC 4724). */
   stale?: boolean;
+  /** MULTI_EXIT_DISC, LOCAL_PREF and RFC 1997 communities ("AS:value") when present. */
+  med?: number;
+  localPref?: number;
+  communities?: string[];
 }
 
 export interface BgpPeerStatus {
