@@ -1,8 +1,11 @@
 // UPDATE decode throughput: Petrel's codec vs a naive Buffer-walk decoder, same stream, same run.
 //
-//   npm run bench -- bgp-decode [--stream FILE] [--prefixes N] [--sets K] [--rounds R]
+//   npm run bench -- bgp-decode [--bird [--save FILE]] [--stream FILE] [--prefixes N] [--sets K] [--rounds R]
 //
-// Stream: 100,000 IPv4 /24s packed in UPDATEs (as BIRD sends a static feed: one attribute set,
+// --bird (root): captures the stream live from BIRD 2: BIRD (netns ptbc-*) originates N static
+// /24s and exports them over eBGP to a recorder (bench/_bgp-collector.ts, second netns) that
+// saves the raw UPDATE bytes; the benchmark then runs on that captured stream.
+// Otherwise the stream is 100,000 IPv4 /24s packed in UPDATEs (as BIRD sends a static feed: one attribute set,
 // many NLRI per message), generated with our encoder, or a raw captured byte stream (--stream:
 // the bytes a peer sent after its OPEN, e.g. captured from BIRD by bench/bgp-capture or tcpdump).
 // `--sets K` spreads the prefixes over K distinct attribute sets (default 1).
@@ -13,7 +16,11 @@
 // builds one object per prefix ({prefix: "a.b.c.d/len", attrs: <fresh object per message>}),
 // the way a first-cut Node decoder (or GoBGP's per-path structs) would.
 // Also reported: heap retained per route when the decoded results are kept (RIB-like).
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NetNs, isRoot, vethPair } from '../test/netns.js';
 import {
   BgpNotification,
   MessageReader,
@@ -172,12 +179,74 @@ function heapAfterGc(): number {
 
 const mb = (x: number): string => `${(x / 1048576).toFixed(1)} MB`;
 
+/** Capture N /24s as sent by BIRD 2 over eBGP (see header). Returns the raw byte stream. */
+async function captureFromBird(n: number): Promise<Buffer> {
+  if (!isRoot()) throw new Error('--bird needs root (network namespaces)');
+  const dir = mkdtempSync(join(tmpdir(), 'ptbc-'));
+  const nsB = await NetNs.create('ptbc');
+  const nsC = await NetNs.create('ptbc');
+  try {
+    await vethPair(nsB, 'eth0', '10.99.0.1/30', nsC, 'eth0', '10.99.0.2/30');
+    const routes: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = (0x10000000 + i * 256) >>> 0; // 16.0.0.0/24 upwards, as in bgp-lab.md §6
+      routes.push(`route ${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.0/24 blackhole;`);
+    }
+    writeFileSync(
+      join(dir, 'bird.conf'),
+      `router id 10.99.0.1;
+protocol device { }
+protocol static {
+  ipv4;
+${routes.join('\n')}
+}
+protocol bgp collector {
+  local 10.99.0.1 as 65001;
+  neighbor 10.99.0.2 as 65002;
+  start delay time 1;
+  hold time 90;
+  ipv4 { import none; export all; };
+}
+`,
+    );
+    const out = join(dir, 'stream.bin');
+    const collector = nsC.spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), '_bgp-collector.js'), '10.99.0.2', out, String(n)]);
+    let text = '';
+    const finished = new Promise<string>((resolve, reject) => {
+      collector.stdout!.on('data', (d) => (text += d));
+      collector.stderr!.on('data', (d) => (text += d));
+      collector.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`collector exited ${code}: ${text}`))));
+    });
+    for (let i = 0; i < 50 && !text.includes('listening'); i++) await new Promise((r) => setTimeout(r, 100));
+    const bird = nsB.spawn('bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', join(dir, 'bird.ctl')]);
+    bird.stderr!.on('data', (d) => (text += `bird: ${d}`));
+    bird.on('exit', (code) => {
+      if (code) text += `bird exited ${code}`;
+    });
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`capture timed out: ${text}`)), 90_000).unref());
+    const summary = await Promise.race([finished, timeout]);
+    bird.kill('SIGKILL');
+    console.log(`captured from BIRD: ${summary.split('\n').filter((l) => l.startsWith('{')).join(' ')}`);
+    return readFileSync(out);
+  } finally {
+    await nsB.destroy();
+    await nsC.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export default async function main(args: string[]): Promise<void> {
-  const file = arg(args, '--stream');
   const nPrefixes = Number(arg(args, '--prefixes') ?? 100_000);
+  let file = arg(args, '--stream');
   const sets = Number(arg(args, '--sets') ?? 1);
   const rounds = Number(arg(args, '--rounds') ?? 7);
-  const stream = file ? readFileSync(file) : buildStream(nPrefixes, sets);
+  let stream: Buffer;
+  if (args.includes('--bird')) {
+    stream = await captureFromBird(nPrefixes);
+    const save = arg(args, '--save');
+    if (save) writeFileSync(save, stream);
+    file = `captured from BIRD 2 (${nPrefixes} /24s)`;
+  } else stream = file ? readFileSync(file) : buildStream(nPrefixes, sets);
   const cs = chunks(stream);
   console.log(
     `bgp-decode: stream ${file ?? `generated (${nPrefixes} /24s, ${sets} attribute set(s))`}, ${stream.length} octets in ${cs.length} chunks`,
