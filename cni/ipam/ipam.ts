@@ -50,11 +50,11 @@ export interface IpamStats {
 
 type SelectorMatcher = (selector: string, labels: Record<string, string>) => Promise<boolean>;
 
-/** `all()` and empty selectors need no parser; anything else loads acl's selector engine on demand. */
+/** `all()` and empty selectors need no parser; anything else loads acl/selector (CONTRACT §5) on demand. */
 export const defaultSelectorMatcher: SelectorMatcher = async (sel, labels) => {
   const s = sel.trim();
   if (s === '' || s === 'all()') return true;
-  const mod: any = await import('../../acl/index.js');
+  const mod: any = await import('../../acl/selector.js');
   return mod.parseSelector(s).evaluate(labels);
 };
 
