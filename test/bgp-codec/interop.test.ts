@@ -48,6 +48,102 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
   }
 }
 
+/** Decode everything a peer sent (as recorded by peer.mjs). */
+function decodeRecord(file: string, ctx: CodecContext): Run {
+  const run: Run = { v4: new Map(), v6: new Map(), eor: [], notifications: [], birdRoutes: '' };
+  const reader = new MessageReader();
+  reader.push(readFileSync(file));
+  for (let r = reader.next(); r !== null; r = reader.next()) {
+    if (r instanceof BgpNotification) throw new Error(`framing: ${r.toString()}`);
+    const m = decodeMessage(r, ctx);
+    if (m instanceof BgpNotification) throw new Error(`decode: ${m.toString()}`);
+    if (m.type === MessageType.NOTIFICATION) run.notifications.push(`${m.code}/${m.subcode}`);
+    if (m.type !== MessageType.UPDATE) continue;
+    const u = m as UpdateMessage;
+    expect(u.problems).toEqual([]);
+    if (u.endOfRib) run.eor.push(`${u.endOfRib.afi}/${u.endOfRib.safi}`);
+    for (const p of u.nlri) run.v4.set(formatPrefix4(p), u.attrs!);
+    for (const p of u.mpReach?.nlri ?? []) run.v6.set(p as string, u.attrs!);
+  }
+  return run;
+}
+
+/** GoBGP 3 as the sender (the relay in the 100k-feed benchmark): its UPDATEs must decode. */
+async function gobgpSession(): Promise<Run> {
+  const dir = mkdtempSync(join(tmpdir(), 'ptbc-'));
+  const nsG = await NetNs.create('ptbc');
+  const nsP = await NetNs.create('ptbc');
+  const procs: ChildProcess[] = [];
+  try {
+    await vethPair(nsG, 'eth0', ['10.99.2.1/30', 'fd00:98::1/64'], nsP, 'eth0', ['10.99.2.2/30', 'fd00:98::2/64']);
+    writeFileSync(
+      join(dir, 'gobgpd.toml'),
+      `[global.config]
+  as = 4200000003
+  router-id = "10.99.2.1"
+  local-address-list = ["10.99.2.1"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "10.99.2.2"
+    peer-as = 65002
+  [neighbors.transport.config]
+    local-address = "10.99.2.1"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+`,
+    );
+    const ctx: CodecContext = { fourOctetAs: true, external: true };
+    const open = encodeOpen({
+      asn: 65002,
+      holdTime: 90,
+      bgpId: '10.99.2.2',
+      capabilities: [
+        { code: CapabilityCode.MULTIPROTOCOL, afi: 1, safi: 1 },
+        { code: CapabilityCode.MULTIPROTOCOL, afi: 2, safi: 1 },
+        { code: CapabilityCode.ROUTE_REFRESH },
+        { code: CapabilityCode.FOUR_OCTET_AS, asn: 65002 },
+      ],
+    });
+    let out = '';
+    const peer = nsP.spawn(process.execPath, [PEER, '10.99.2.2', join(dir, 'rec.bin'), open.toString('hex')]);
+    procs.push(peer);
+    peer.stdout!.on('data', (d) => (out += d));
+    peer.stderr!.on('data', (d) => (out += d));
+    await waitFor(() => out.includes('listening'), 10_000, 'peer listening');
+    const gobgpd = nsG.spawn('gobgpd', ['-f', join(dir, 'gobgpd.toml'), '-p', '--api-hosts', '127.0.0.1:50051', '--pprof-disable']);
+    procs.push(gobgpd);
+    const cli = (...a: string[]) => nsG.exec('gobgp', ['-u', '127.0.0.1', '-p', '50051', ...a]);
+    for (let i = 0; ; i++) {
+      try {
+        await cli('global');
+        break;
+      } catch (e) {
+        if (i > 50) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await cli('global', 'rib', 'add', '10.70.0.0/16', 'origin', 'igp', 'med', '20', 'community', '65003:9', 'large-community', '4200000003:1:2', '-a', 'ipv4');
+    await cli('global', 'rib', 'add', '10.71.1.0/24', 'origin', 'igp', 'med', '20', 'community', '65003:9', 'large-community', '4200000003:1:2', '-a', 'ipv4');
+    await cli('global', 'rib', 'add', 'fd00:70::/48', 'nexthop', 'fd00:98::1', 'origin', 'igp', '-a', 'ipv6');
+    let run: Run | undefined;
+    await waitFor(() => {
+      if (!out.includes('idle')) return false;
+      run = decodeRecord(join(dir, 'rec.bin'), ctx);
+      return run.v4.size >= 2 && run.v6.size >= 1;
+    }, 30_000, `GoBGP's UPDATEs (${out})`);
+    return run!;
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    await nsG.destroy();
+    await nsP.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function session(fourOctetAs: boolean): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'ptbc-'));
   const nsB = await NetNs.create('ptbc');
@@ -122,21 +218,7 @@ protocol bgp petrel {
     bird.stderr!.on('data', (d) => (out += `bird: ${d}`));
     await waitFor(() => out.includes('idle'), 30_000, `BIRD's UPDATEs (${out})`);
 
-    const run: Run = { v4: new Map(), v6: new Map(), eor: [], notifications: [], birdRoutes: '' };
-    const reader = new MessageReader();
-    reader.push(readFileSync(join(dir, 'rec.bin')));
-    for (let r = reader.next(); r !== null; r = reader.next()) {
-      if (r instanceof BgpNotification) throw new Error(`framing: ${r.toString()}`);
-      const m = decodeMessage(r, ctx);
-      if (m instanceof BgpNotification) throw new Error(`decode: ${m.toString()}`);
-      if (m.type === MessageType.NOTIFICATION) run.notifications.push(`${m.code}/${m.subcode}`);
-      if (m.type !== MessageType.UPDATE) continue;
-      const u = m as UpdateMessage;
-      expect(u.problems).toEqual([]);
-      if (u.endOfRib) run.eor.push(`${u.endOfRib.afi}/${u.endOfRib.safi}`);
-      for (const p of u.nlri) run.v4.set(formatPrefix4(p), u.attrs!);
-      for (const p of u.mpReach?.nlri ?? []) run.v6.set(p as string, u.attrs!);
-    }
+    const run = decodeRecord(join(dir, 'rec.bin'), ctx);
     // BIRD's view of what we sent
     for (let i = 0; i < 30; i++) {
       run.birdRoutes = (await nsB.exec('birdc', ['-s', join(dir, 'bird.ctl'), 'show', 'route', 'all', 'protocol', 'petrel'])).stdout;
@@ -152,13 +234,14 @@ protocol bgp petrel {
   }
 }
 
-describe('codec interop with BIRD 2', () => {
+describe('codec interop with BIRD 2 and GoBGP 3', () => {
   const runs: Record<string, Run> = {};
   beforeAll(async () => {
     requireRoot();
     runs.four = await session(true);
     runs.two = await session(false);
-  }, 120_000);
+    runs.gobgp = await gobgpSession();
+  }, 150_000);
   afterAll(() => undefined);
 
   for (const kind of ['four', 'two'] as const) {
@@ -194,4 +277,20 @@ describe('codec interop with BIRD 2', () => {
       expect(t).toMatch(/BGP\.next_hop: fd00:99::2/);
     });
   }
+
+  it('GoBGP: IPv4 and IPv6 UPDATEs decode with the right attributes', () => {
+    const r = runs.gobgp!;
+    expect(r.notifications).toEqual([]);
+    expect([...r.v4.keys()].sort()).toEqual(['10.70.0.0/16', '10.71.1.0/24']);
+    expect([...r.v6.keys()]).toEqual(['fd00:70::/48']);
+    const a = r.v4.get('10.70.0.0/16')!;
+    expect(a.asPath).toEqual([{ type: AsPathSegmentType.AS_SEQUENCE, asns: [4200000003] }]);
+    expect(a.nextHop).toBe('10.99.2.1');
+    expect(a.origin).toBe(Origin.IGP);
+    expect(a.med).toBe(20);
+    expect(a.communities).toEqual([65003 * 65536 + 9]);
+    expect(a.largeCommunities).toEqual([4200000003, 1, 2]);
+    expect(r.v4.get('10.71.1.0/24')).toEqual(a);
+    expect(r.v6.get('fd00:70::/48')!.mpNextHop).toMatch(/^fd00:98::1$|^::ffff:10\.99\.2\.1$/);
+  });
 });
