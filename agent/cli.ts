@@ -82,6 +82,21 @@ const agentCommand: CommandModule = {
         default: env.PETREL_DATAPLANE ?? 'linux',
         describe: 'linux programs the kernel; dry-run computes everything and programs nothing [env PETREL_DATAPLANE]',
       })
+      .option('route-protocol', {
+        type: 'number',
+        default: env.PETREL_ROUTE_PROTOCOL !== undefined ? Number(env.PETREL_ROUTE_PROTOCOL) : 80,
+        describe: 'protocol number on every route Petrel programs; others are never touched [env PETREL_ROUTE_PROTOCOL]',
+      })
+      .option('chain-prefix', {
+        type: 'string',
+        default: env.PETREL_CHAIN_PREFIX ?? 'pet-',
+        describe: 'name prefix of every iptables chain and ipset Petrel creates [env PETREL_CHAIN_PREFIX]',
+      })
+      .option('interface-prefix', {
+        type: 'string',
+        default: env.PETREL_INTERFACE_PREFIX ?? 'cali',
+        describe: 'workload interface name prefix (FelixConfiguration interfacePrefix wins) [env PETREL_INTERFACE_PREFIX]',
+      })
       .option('bgp', {
         type: 'string',
         choices: ['enabled', 'disabled'],
@@ -98,6 +113,9 @@ const agentCommand: CommandModule = {
       healthPort: Number(argv.healthPort),
       dataplane: argv.dataplane as 'linux' | 'dry-run',
       bgp: argv.bgp === 'enabled',
+      routeProtocol: Number(argv.routeProtocol),
+      chainPrefix: String(argv.chainPrefix),
+      interfacePrefix: String(argv.interfacePrefix),
     });
   },
 };

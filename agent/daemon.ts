@@ -19,6 +19,12 @@ export interface AgentOptions {
   healthPort: number;
   dataplane: DataplaneMode;
   bgp: boolean;
+  /** protocol number on every route Petrel programs (CONTRACT §4); default 80. */
+  routeProtocol?: number;
+  /** name prefix of every iptables chain and ipset Petrel creates (CONTRACT §4); default `pet-`. */
+  chainPrefix?: string;
+  /** workload interface name prefix (CONTRACT §4); default `cali`. */
+  interfacePrefix?: string;
   /** Injected datastore (tests); otherwise created from `datastore` options. */
   datastoreInstance?: Datastore;
 }

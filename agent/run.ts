@@ -4,7 +4,11 @@ import { addComponents } from './components.js';
 
 export async function runAgent(opts: AgentOptions): Promise<void> {
   const agent = new Agent(opts);
-  await addComponents(agent);
+  await addComponents(agent, {
+    routeProtocol: opts.routeProtocol ?? 80,
+    chainPrefix: opts.chainPrefix,
+    interfacePrefix: opts.interfacePrefix ?? 'cali',
+  });
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

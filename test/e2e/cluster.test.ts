@@ -3,11 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, run } from '../netns.js';
 import { Lab, nodeNs, type LabPod } from '../lab/lab.js';
-import { ROUTE_PROTOCOL } from '../../routes/index.js';
+
 
 requireRoot();
 
-const proto = String(ROUTE_PROTOCOL);
+const proto = process.env.PETREL_ROUTE_PROTOCOL ?? '80';
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000, every = 100): Promise<T> {
   const end = Date.now() + ms;
