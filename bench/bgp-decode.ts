@@ -278,6 +278,25 @@ export default async function main(args: string[]): Promise<void> {
   console.log(
     `retained : petrel ${perP.toFixed(0)} B/route (prefix number + shared attrs ref), baseline ${perB.toFixed(0)} B/route; ratio ${(perB / perP).toFixed(1)}x${gcNote}`,
   );
+  // IPv6 (MP_REACH_NLRI, canonical text prefixes): Petrel only, for information
+  const v6: string[] = [];
+  for (let i = 0; i < 100_000; i++) v6.push(`fd00:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::/48`);
+  const v6stream = Buffer.concat(packUpdates({ origin: 0, asPath: [{ type: 2, asns: [65001] }], mpNextHop: 'fd00::1' }, v6, { fourOctetAs: true }));
+  const v6chunks = chunks(v6stream);
+  const p6 = time(() => {
+    const ctx: CodecContext = { fourOctetAs: true, attrCache: new Map() };
+    const reader = new MessageReader();
+    let n = 0;
+    for (const c of v6chunks) {
+      reader.push(c);
+      for (let r = reader.next(); r !== null; r = reader.next()) {
+        const m = decodeMessage(r as never, ctx) as UpdateMessage;
+        n += m.mpReach?.nlri.length ?? 0;
+      }
+    }
+    return n;
+  }, rounds);
+  console.log(`ipv6     : petrel ${p6.n} IPv6 /48s in MP_REACH in ${(p6.best * 1000).toFixed(1)} ms = ${(p6.n / p6.best / 1e6).toFixed(2)} M prefixes/s`);
   const ru = process.memoryUsage();
   console.log(`RSS ${mb(ru.rss)}, heapUsed ${mb(ru.heapUsed)}`);
   void keepP.a.length;

@@ -394,3 +394,18 @@ export function rawUpdate(withdrawn: Buffer, attrs: Buffer, nlri: Buffer): Buffe
   h[18] = 2;
   return Buffer.concat([h, body]);
 }
+
+describe('AttrInternCache', () => {
+  it('shares identical sets and stays bounded', async () => {
+    const { AttrInternCache } = await import('./index.js');
+    const cache = new AttrInternCache(2);
+    const ctx: CodecContext = { fourOctetAs: true, attrCache: cache };
+    const mk = (nh: string) => encodeUpdate({ attrs: { origin: 0, asPath: [], nextHop: nh }, nlri: [p4('10.0.0.0/8')] }, CTX4);
+    const a1 = decUpdate(mk('10.0.0.1'), ctx).attrs;
+    expect(decUpdate(mk('10.0.0.1'), ctx).attrs).toBe(a1);
+    decUpdate(mk('10.0.0.2'), ctx);
+    decUpdate(mk('10.0.0.3'), ctx);
+    expect(cache.size).toBeLessThanOrEqual(2);
+    expect(decUpdate(mk('10.0.0.1'), ctx).attrs).toEqual(a1);
+  });
+});

@@ -46,3 +46,4 @@ export {
   formatAsPath,
 } from './aspath.js';
 export { notificationName, shutdownCommunication, cease, holdTimerExpired, fsmError } from './errors.js';
+export { AttrInternCache } from './cache.js';

@@ -49,9 +49,11 @@ export function parsePrefix4(text: string): Prefix4 | undefined {
 
 // ---- IPv6 ------------------------------------------------------------------------------------
 
+const words6 = new Uint16Array(8);
+
 /** Format 16 bytes at buf[off..off+16) as RFC 5952 text. */
 export function formatIp6Bytes(buf: Uint8Array, off: number): string {
-  const w = new Array<number>(8);
+  const w = words6;
   for (let i = 0; i < 8; i++) w[i] = (buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!;
   // IPv4-mapped addresses keep the dotted tail (RFC 5952 §5).
   if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff) {
@@ -73,10 +75,17 @@ export function formatIp6Bytes(buf: Uint8Array, off: number): string {
     }
     i = j;
   }
-  if (bestStart < 0) return w.map((x) => x.toString(16)).join(':');
-  const head = w.slice(0, bestStart).map((x) => x.toString(16)).join(':');
-  const tail = w.slice(bestStart + bestLen).map((x) => x.toString(16)).join(':');
-  return `${head}::${tail}`;
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      s += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (s.length && !s.endsWith(':')) s += ':';
+    s += w[i]!.toString(16);
+  }
+  return s;
 }
 
 /** Parse IPv6 text into 16 bytes written at out[off..]; false when malformed. */
