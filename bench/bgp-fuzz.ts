@@ -12,6 +12,8 @@ export default async function main(args: string[]): Promise<void> {
   const total = nArg ? Number(nArg) : 1_000_000;
   const slice = 100_000;
   let crashes = 0;
+  let mismatches = 0;
+  let firstMismatch: unknown;
   const agg = { messages: 0, notifications: 0, treatAsWithdraw: 0, discards: 0, needMore: 0 };
   let first: { input: string; error: string } | undefined;
   const t0 = process.hrtime.bigint();
@@ -19,6 +21,8 @@ export default async function main(args: string[]): Promise<void> {
     const n = Math.min(slice, total - done);
     const st = runFuzz(n, (seed + k * 7919) >>> 0);
     crashes += st.crashes;
+    mismatches += st.mismatches;
+    firstMismatch ??= st.firstMismatch;
     first ??= st.firstCrash;
     agg.messages += st.messages;
     agg.notifications += st.notifications;
@@ -46,6 +50,7 @@ export default async function main(args: string[]): Promise<void> {
 
   console.log(`bgp-fuzz: ${total} mutations (seed ${seed}) in ${secs.toFixed(1)} s = ${Math.round(total / secs)} mutations/s`);
   console.log(`crashes  : ${crashes}`);
+  console.log(`differential: ${mismatches} clean UPDATEs whose decode→encode→decode differed`);
   console.log(
     `outcomes : ${agg.messages} decoded messages, ${agg.notifications} NOTIFICATIONs, ${agg.treatAsWithdraw} treat-as-withdraw, ${agg.discards} with attribute discard, ${agg.needMore} incomplete (reader waits for more data)`,
   );
@@ -54,4 +59,5 @@ export default async function main(args: string[]): Promise<void> {
   );
   console.log(`RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MB`);
   if (first) console.log(`first crash: input ${first.input}\n${first.error}`);
+  if (firstMismatch) console.log(`first mismatch: ${JSON.stringify(firstMismatch)}`);
 }

@@ -534,11 +534,11 @@ function addProblem(msg: UpdateMessage, action: ErrorAction, attrType: number, r
 function finishUpdate(msg: UpdateMessage, ctx: CodecContext, a: DecodedAttributes | null): UpdateMessage {
   void ctx;
   const reach = msg.nlri.length > 0 || (msg.mpReach !== undefined && msg.mpReach.nlri.length > 0);
-  if (reach && !msg.treatAsWithdraw && a) {
+  if (reach && !msg.treatAsWithdraw) {
     const missing: string[] = [];
-    if (a.origin === undefined) missing.push('ORIGIN');
-    if (a.asPath === undefined) missing.push('AS_PATH');
-    if (msg.nlri.length > 0 && a.nextHop === undefined) missing.push('NEXT_HOP');
+    if (a?.origin === undefined) missing.push('ORIGIN');
+    if (a?.asPath === undefined) missing.push('AS_PATH');
+    if (msg.nlri.length > 0 && a?.nextHop === undefined) missing.push('NEXT_HOP');
     if (missing.length) {
       addProblem(msg, ErrorAction.TREAT_AS_WITHDRAW, 0, `missing well-known attribute ${missing.join(', ')}`);
     }
@@ -646,7 +646,7 @@ function decodeAttributes(
         );
       }
       if (flags & AttrFlag.TRANSITIVE) {
-        (a.unknown ??= []).push({ flags: flags & 0xf0, type, value: Buffer.from(b.subarray(v, vend)) });
+        (a.unknown ??= []).push({ flags: flags & 0xe0, type, value: Buffer.from(b.subarray(v, vend)) });
       }
       continue;
     }
@@ -740,7 +740,7 @@ function decodeAttributes(
         if (!flagsOk || len === 0 || len % 8 !== 0) {
           twa(msg, type, flagsOk ? `EXTENDED_COMMUNITIES length ${len}` : 'EXTENDED_COMMUNITIES flags');
         } else {
-          (a.unknown ??= []).push({ flags: flags & 0xf0, type, value: Buffer.from(b.subarray(v, vend)) });
+          (a.unknown ??= []).push({ flags: flags & 0xe0, type, value: Buffer.from(b.subarray(v, vend)) });
         }
         break;
       case AttrType.AS4_PATH: {

@@ -24,6 +24,9 @@ describe('codec mutation fuzzer', () => {
     const st = runFuzz(20_000, 12345);
     expect(st.firstCrash?.error ?? '').toBe('');
     expect(st.crashes).toBe(0);
+    // differential: clean UPDATEs re-encode to something that decodes to the same routes
+    expect(st.firstMismatch ?? null).toBeNull();
+    expect(st.mismatches).toBe(0);
     expect(st.messages).toBeGreaterThan(1000);
     expect(st.notifications).toBeGreaterThan(1000);
     expect(st.treatAsWithdraw).toBeGreaterThan(100);

@@ -3,7 +3,7 @@
 // decodeMessage with several session contexts; decoded messages are re-encoded. A "crash" is any
 // exception escaping, or the decoder's internal safety net firing. Used by fuzz.test.ts (short
 // run) and bench/bgp-fuzz.ts (1M mutations).
-import { decodeMessage } from './decode.js';
+import { decodeMessage, decodeWire } from './decode.js';
 import {
   encodeEndOfRib,
   encodeKeepalive,
@@ -209,16 +209,38 @@ export interface FuzzStats {
   treatAsWithdraw: number;
   discards: number;
   needMore: number;
+  /** Clean UPDATEs whose re-encoding decoded to something different (differential check). */
+  mismatches: number;
   firstCrash?: { input: string; error: string };
+  firstMismatch?: { input: string; a: string; b: string };
 }
 
-function reencode(m: Message, ctx: CodecContext): void {
+/** Canonical form of a clean UPDATE for the decode → encode → decode comparison. */
+function canon(u: UpdateMessage): string {
+  const a: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(u.attrs ?? {})) {
+    if (v === undefined || k === 'key') continue;
+    if (k === 'nextHop' && u.nlri.length === 0) continue;
+    if (k === 'unknown') {
+      a[k] = (v as { flags: number; type: number; value: Buffer }[])
+        .map((x) => [x.flags & 0xc0, x.type, x.value.toString('hex')])
+        .sort((x, y) => (x[1] as number) - (y[1] as number));
+      continue;
+    }
+    a[k] = v;
+  }
+  const mpR = u.mpReach && !u.mpReach.unsupported ? u.mpReach.nlri : [];
+  const mpU = u.mpUnreach && !u.mpUnreach.unsupported ? u.mpUnreach.withdrawn : [];
+  return JSON.stringify([u.withdrawn, u.nlri, mpR, mpU, a]);
+}
+
+function reencode(m: Message, ctx: CodecContext): Buffer {
   switch (m.type) {
     case MessageType.UPDATE: {
       const u = m as UpdateMessage;
       const attrs = u.attrs;
       const mpReachOk = u.mpReach && !u.mpReach.unsupported && attrs?.mpNextHop !== undefined;
-      encodeUpdate(
+      return encodeUpdate(
         {
           withdrawn: u.withdrawn,
           attrs,
@@ -228,19 +250,15 @@ function reencode(m: Message, ctx: CodecContext): void {
         },
         { ...ctx, maxMessageSize: 65535 },
       );
-      break;
     }
     case MessageType.OPEN:
-      encodeOpen({ asn: m.asn, holdTime: m.holdTime, bgpId: m.bgpId, capabilities: m.capabilities });
-      break;
+      return encodeOpen({ asn: m.asn, holdTime: m.holdTime, bgpId: m.bgpId, capabilities: m.capabilities });
     case MessageType.NOTIFICATION:
-      encodeNotification(m);
-      break;
+      return encodeNotification(m);
     case MessageType.ROUTE_REFRESH:
-      encodeRouteRefresh(m.afi, m.safi, m.subtype);
-      break;
+      return encodeRouteRefresh(m.afi, m.safi, m.subtype);
     default:
-      encodeKeepalive();
+      return encodeKeepalive();
   }
 }
 
@@ -255,6 +273,7 @@ export function runFuzz(iterations: number, seed = 1, corpus: Buffer[] = fuzzCor
     treatAsWithdraw: 0,
     discards: 0,
     needMore: 0,
+    mismatches: 0,
   };
   for (let i = 0; i < iterations; i++) {
     const input = mutate(corpus[rand() % corpus.length]!, rand);
@@ -289,7 +308,19 @@ export function runFuzz(iterations: number, seed = 1, corpus: Buffer[] = fuzzCor
           if (u.problems.some((p) => p.action === 1)) st.discards++;
           for (const p of u.nlri) if (!(p >= 0 && p % 64 <= 32)) throw new Error(`bad prefix ${p}`);
         }
-        reencode(m, ctx);
+        const again = reencode(m, ctx);
+        if (m.type === MessageType.UPDATE) {
+          const u = m as UpdateMessage;
+          if (!u.treatAsWithdraw && u.problems.length === 0) {
+            const d = decodeWire(again, { ...ctx, attrCache: undefined, maxMessageSize: 65535 });
+            const ca = canon(u);
+            const cb = d instanceof BgpNotification ? `NOTIFICATION ${d.toString()}` : canon(d as UpdateMessage);
+            if (ca !== cb) {
+              st.mismatches++;
+              st.firstMismatch ??= { input: input.toString('hex'), a: ca, b: cb };
+            }
+          }
+        }
       }
     } catch (e) {
       st.crashes++;

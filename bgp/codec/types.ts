@@ -308,6 +308,8 @@ export const COMMUNITY_NO_PEER = 0xffffff04;
 
 /** An attribute the codec does not interpret, kept with its flags (value is a private copy). */
 export interface RawAttribute {
+  /** Optional / Transitive / Partial bits as received (Extended Length is an encoding detail and
+   *  is recomputed on encode). */
   flags: number;
   type: number;
   value: Buffer;
