@@ -214,6 +214,11 @@ const rows: Row[] = [
   { name: 'missing NEXT_HOP with IPv4 NLRI', msg: upd([ORIGIN, ASP4]), expect: { twa: true } },
   { name: 'NLRI without any path attribute', msg: upd([]), expect: { twa: true } },
   {
+    name: 'IPv4 NLRI with only an MP_UNREACH_NLRI attribute',
+    msg: upd([A(0x90, 15, [0, 2, 1])]),
+    expect: { twa: true },
+  },
+  {
     name: 'unrecognized well-known attribute 99',
     msg: upd([...BASE, A(0x40, 99, [1, 2])]),
     expect: { notify: [3, 2, '406302' + '0102'] },
