@@ -78,6 +78,9 @@ export async function createVeth(s: VethSpec): Promise<string> {
   // carrier yet), so a pod never runs without its host route.
   await batch([
     `link add ${s.hostIf} mtu ${s.mtu} address ${HOST_MAC} type veth peer name ${s.contIf} mtu ${s.mtu} address ${mac} netns ${s.netns}`,
+    // IPv6: the pods' gateway is the host side's link-local address; set it without DAD so it
+    // answers at once (the kernel would otherwise hold it tentative for a second or more).
+    ...(v6.length ? [`link set ${s.hostIf} addrgenmode none`, `addr add ${HOST_LINK_LOCAL6}/64 dev ${s.hostIf} nodad`] : []),
     `link set ${s.hostIf} up`,
     ...v4.map((ip) => `route replace ${ip}/32 dev ${s.hostIf} scope link proto ${s.routeProtocol}`),
     ...v6.map((ip) => `route replace ${ip}/128 dev ${s.hostIf} proto ${s.routeProtocol}`),
