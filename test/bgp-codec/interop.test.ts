@@ -88,6 +88,7 @@ async function gobgpSession(): Promise<Run> {
     peer-as = 65002
   [neighbors.transport.config]
     local-address = "10.99.2.1"
+    passive-mode = true
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = "ipv4-unicast"
@@ -109,11 +110,6 @@ async function gobgpSession(): Promise<Run> {
       ],
     });
     let out = '';
-    const peer = nsP.spawn(process.execPath, [PEER, '10.99.2.2', join(dir, 'rec.bin'), open.toString('hex')]);
-    procs.push(peer);
-    peer.stdout!.on('data', (d) => (out += d));
-    peer.stderr!.on('data', (d) => (out += d));
-    await waitFor(() => out.includes('listening'), 10_000, 'peer listening');
     const gobgpd = nsG.spawn('gobgpd', ['-f', join(dir, 'gobgpd.toml'), '-p', '--api-hosts', '127.0.0.1:50051', '--pprof-disable']);
     procs.push(gobgpd);
     const cli = (...a: string[]) => nsG.exec('gobgp', ['-u', '127.0.0.1', '-p', '50051', ...a]);
@@ -129,6 +125,11 @@ async function gobgpSession(): Promise<Run> {
     await cli('global', 'rib', 'add', '10.70.0.0/16', 'origin', 'igp', 'med', '20', 'community', '65003:9', 'large-community', '4200000003:1:2', '-a', 'ipv4');
     await cli('global', 'rib', 'add', '10.71.1.0/24', 'origin', 'igp', 'med', '20', 'community', '65003:9', 'large-community', '4200000003:1:2', '-a', 'ipv4');
     await cli('global', 'rib', 'add', 'fd00:70::/48', 'nexthop', 'fd00:98::1', 'origin', 'igp', '-a', 'ipv6');
+    // GoBGP is passive here (its first outgoing connect takes seconds); we dial in.
+    const peer = nsP.spawn(process.execPath, [PEER, 'connect:10.99.2.1', join(dir, 'rec.bin'), open.toString('hex')]);
+    procs.push(peer);
+    peer.stdout!.on('data', (d) => (out += d));
+    peer.stderr!.on('data', (d) => (out += d));
     let run: Run | undefined;
     await waitFor(() => {
       if (!out.includes('idle')) return false;

@@ -1,6 +1,6 @@
-// Minimal passive BGP endpoint for the codec interop test (plain JS, no codec inside: the test
-// owns all encoding/decoding). Usage: node peer.mjs LISTEN_ADDR RECORD_FILE OPEN_HEX [SEND_FILE]
-// Listens on LISTEN_ADDR:179, sends OPEN_HEX on connect, KEEPALIVE + the bytes of SEND_FILE after
+// Minimal BGP endpoint for the codec interop test (plain JS, no codec inside: the test owns all
+// encoding/decoding). Usage: node peer.mjs ADDR RECORD_FILE OPEN_HEX [SEND_FILE]
+// Listens on ADDR:179 (or, with ADDR = connect:REMOTE, connects to REMOTE:179, retrying), sends OPEN_HEX on connect, KEEPALIVE + the bytes of SEND_FILE after
 // the peer's OPEN, records every message the peer sends after its OPEN, and after each second of
 // silence rewrites RECORD_FILE and prints "idle N" (N = messages recorded). Runs until killed.
 import net from 'node:net';
@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 const [addr, recordFile, openHex, sendFile] = process.argv.slice(2);
 const KEEPALIVE = Buffer.from('ffffffffffffffffffffffffffffffff001304', 'hex');
-const server = net.createServer((sock) => {
+function handle(sock) {
   let buf = Buffer.alloc(0);
   let gotOpen = false;
   const recorded = [];
@@ -37,5 +37,16 @@ const server = net.createServer((sock) => {
     }, 1000);
   });
   sock.on('error', () => undefined);
-});
-server.listen(179, addr, () => console.log('listening'));
+}
+if (addr.startsWith('connect:')) {
+  const remote = addr.slice(8);
+  console.log('listening'); // ready to go (active mode)
+  const attempt = () => {
+    const sock = net.connect(179, remote);
+    sock.once('connect', () => handle(sock));
+    sock.once('error', () => setTimeout(attempt, 200));
+  };
+  attempt();
+} else {
+  net.createServer(handle).listen(179, addr, () => console.log('listening'));
+}
