@@ -369,6 +369,26 @@ describe('MessageReader', () => {
     expect(types).toEqual([4, 1, 2, 4]);
   });
 
+  it('extended message size (RFC 8654) when negotiated; OPEN stays ≤ 4096', () => {
+    const big = packUpdates({ origin: 0, asPath: [], nextHop: '10.0.0.1' }, Array.from({ length: 3000 }, (_, i) => prefix4(0x0b000000 + i * 256, 24)), CTX4, { maxSize: 65535 });
+    expect(big.length).toBe(1);
+    expect(big[0]!.length).toBeGreaterThan(4096);
+    const small = new MessageReader();
+    small.push(big[0]!);
+    expect((small.next() as BgpNotification).subcode).toBe(2);
+    const ext = new MessageReader({ maxMessageSize: 65535 });
+    ext.push(big[0]!);
+    const r = ext.next();
+    expect(r).not.toBeInstanceOf(BgpNotification);
+    expect((decodeMessage(r as never, { fourOctetAs: true, maxMessageSize: 65535 }) as UpdateMessage).nlri.length).toBe(3000);
+    const bigOpen = Buffer.alloc(5000, 0xff);
+    bigOpen.writeUInt16BE(5000, 16);
+    bigOpen[18] = 1;
+    const eo = new MessageReader({ maxMessageSize: 65535 });
+    eo.push(bigOpen);
+    expect((eo.next() as BgpNotification).subcode).toBe(2);
+  });
+
   it('a framing error is sticky', () => {
     const reader = new MessageReader();
     const bad = encodeKeepalive();

@@ -23,6 +23,7 @@ export {
   decodeRouteRefresh,
   forEachNlri,
   forEachWithdrawn,
+  attrName,
 } from './decode.js';
 export {
   encodeOpen,

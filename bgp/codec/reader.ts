@@ -58,7 +58,12 @@ export function checkHeader(buf: Buffer, off: number, max: number): number | Bgp
       `unknown message type ${type}`,
     );
   }
-  if (len < min || (type === MessageType.KEEPALIVE && len !== HEADER_LENGTH)) {
+  if (
+    len < min ||
+    (type === MessageType.KEEPALIVE && len !== HEADER_LENGTH) ||
+    // RFC 8654 §3: OPEN (and KEEPALIVE) never exceed 4096 even with extended messages
+    (type === MessageType.OPEN && len > MAX_MESSAGE_LENGTH)
+  ) {
     return new BgpNotification(
       ErrorCode.MESSAGE_HEADER,
       HeaderSubcode.BAD_MESSAGE_LENGTH,
