@@ -93,7 +93,7 @@ spec:
     await waitFor('policy enforced', async () => !(await tcpOk(lab, a, b)), 5000, 50);
     const enforcedMs = Date.now() - t0;
     expect(enforcedMs).toBeLessThan(1000 + 400 /* one probe timeout */);
-    await lab.ctl(['delete', 'networkpolicy', 'isolate-target', '-n', 'default']);
+    await lab.ctl(['delete', 'networkpolicy', 'isolate-target']);
     await waitFor('policy removed', () => tcpOk(lab, a, b), 5000, 50);
   });
 
@@ -147,7 +147,7 @@ spec:
   types: [Ingress]
 `);
     await waitFor('post-outage policy enforced', async () => !(await tcpOk(lab, a, b)), 10_000, 100);
-    await lab.ctl(['delete', 'networkpolicy', 'after-outage', '-n', 'default']);
+    await lab.ctl(['delete', 'networkpolicy', 'after-outage']);
     await waitFor('post-outage policy removed', () => tcpOk(lab, a, b), 10_000, 100);
   });
 

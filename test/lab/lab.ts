@@ -170,6 +170,11 @@ export class Lab {
     const rr = this.opts.routeReflector;
     const mesh = this.opts.mesh ?? rr === undefined;
     const docs: string[] = [
+      // The namespace the pods live in: its profile (kns.default) lets the pods talk by default,
+      // as on any Kubernetes cluster without policy.
+      `apiVersion: v1
+kind: Namespace
+metadata: {name: default}`,
       `apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: lab-pool}
@@ -319,7 +324,7 @@ spec:
   /** Labels a pod's workload endpoint (an orchestrator's job; CNI writes the endpoint). */
   async labelPod(pod: LabPod, labels: Record<string, string>): Promise<void> {
     const wepName = `${nodeName(pod.node).replace(/-/g, '--')}-k8s-${pod.name.replace(/-/g, '--')}-eth0`;
-    const wep = JSON.parse(await this.ctl(['get', 'workloadendpoint', wepName, '-n', 'default', '-o', 'json']));
+    const wep = JSON.parse(await this.ctl(['get', 'workloadendpoint', wepName, '-o', 'json']));
     wep.metadata.labels = { ...(wep.metadata.labels ?? {}), ...labels };
     delete wep.metadata.resourceVersion;
     await this.ctlApply(JSON.stringify(wep));
