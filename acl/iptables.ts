@@ -291,7 +291,10 @@ export class IptablesDataplane {
   }
 
   /** Detects the backend and starts the periodic resync (which re-applies the last desired state). */
+  private started = false;
+
   async start(): Promise<void> {
+    this.started = true;
     if (!this.backend) {
       this.backend = await detectBackend(this.exec, this.log);
       this.log.info({ backend: this.backend }, 'iptables backend chosen');
@@ -305,6 +308,9 @@ export class IptablesDataplane {
   }
 
   stop(): void {
+    this.started = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -333,7 +339,11 @@ export class IptablesDataplane {
   }
 
   private async applyNow(desired: DesiredState): Promise<void> {
-    if (!this.backend) await this.start();
+    if (!this.backend) {
+      this.backend = await detectBackend(this.exec, this.log);
+      this.st.backend = this.backend;
+      this.log.info({ backend: this.backend }, 'iptables backend chosen');
+    }
     this.desiredRef = desired;
     const t0 = performance.now();
     if (!this.kernel) desired.markAllDirty();
@@ -374,8 +384,24 @@ export class IptablesDataplane {
       this.st.lastError = String((e as Error).message ?? e);
       this.kernel = undefined; // re-read and compare everything next time
       desired.markAllDirty();
+      this.log.error({ err: this.st.lastError }, 'dataplane apply failed; will re-read the kernel and retry');
+      this.scheduleRetry();
       throw e;
     }
+  }
+
+  private retryTimer?: NodeJS.Timeout;
+  private retryDelayMs = 0;
+
+  /** After a failure, re-applies the last desired state with backoff (1 s doubling to 30 s) while started. */
+  private scheduleRetry(): void {
+    if (!this.started || this.retryTimer) return;
+    this.retryDelayMs = Math.min(30_000, this.retryDelayMs ? this.retryDelayMs * 2 : 1000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.desiredRef) this.apply(this.desiredRef).then(() => (this.retryDelayMs = 0), () => undefined);
+    }, this.retryDelayMs);
+    this.retryTimer.unref();
   }
 
   private async readKernel(): Promise<KernelView> {

@@ -263,8 +263,9 @@ export function renderRule(rule: NormRule, ctx: RuleRenderContext): string[] {
     if (nets.length === 1) out.push(`${flag} ${nets[0]}`);
     else if (nets.length > 1) out.push(`-m set --match-set ${ctx.set({ kind: 'nets', nets })} ${dir}`);
     const notNets = fam(em.notNets);
-    if (notNets.length === 1) out.push(`! ${flag} ${notNets[0]}`);
-    else if (notNets.length > 1) out.push(`-m set ! --match-set ${ctx.set({ kind: 'nets', nets: notNets })} ${dir}`);
+    // iptables takes one -s/-d per rule: with a positive net there, exceptions go in a set.
+    if (notNets.length === 1 && nets.length !== 1) out.push(`! ${flag} ${notNets[0]}`);
+    else if (notNets.length >= 1) out.push(`-m set ! --match-set ${ctx.set({ kind: 'nets', nets: notNets })} ${dir}`);
     if (em.notSelector) out.push(`-m set ! --match-set ${ctx.set({ kind: 's', selector: em.notSelector })} ${dir}`);
     for (const chunk of portChunks(numeric(em.notPorts))) out.push(`-m multiport ! --${dir === 'src' ? 'sports' : 'dports'} ${chunk}`);
     for (const name of named(em.notPorts)) {
