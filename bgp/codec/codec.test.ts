@@ -322,6 +322,17 @@ describe('UPDATE', () => {
     expect(n).toBe(100_000);
   });
 
+  it('an attribute set too large to send becomes a withdrawal (never a throw)', () => {
+    const huge: PathAttributes = { origin: 0, asPath: [{ type: 2, asns: Array.from({ length: 1100 }, (_, i) => 4200000000 + i) }], nextHop: '10.0.0.1', mpNextHop: 'fd00::1' };
+    const seen: string[] = [];
+    const msgs = packUpdates(huge, [p4('10.1.0.0/16'), 'fd00:1::/64'], CTX4, { onOversize: (_p, why) => seen.push(why) });
+    expect(seen.length).toBe(2);
+    const us = msgs.map((m) => decUpdate(m));
+    expect(us.flatMap((u) => u.withdrawn)).toEqual([p4('10.1.0.0/16')]);
+    expect(us.flatMap((u) => u.mpUnreach?.withdrawn ?? [])).toEqual(['fd00:1::/64']);
+    expect(us.every((u) => u.nlri.length === 0 && !u.mpReach)).toBe(true);
+  });
+
   it('the attribute key differs between different sets and between session kinds', () => {
     const a = decUpdate(encodeUpdate({ attrs: { origin: 0, asPath: [], nextHop: '10.0.0.1' }, nlri: [p4('10.0.0.0/8')] }, CTX4));
     const b = decUpdate(encodeUpdate({ attrs: { origin: 0, asPath: [], nextHop: '10.0.0.2' }, nlri: [p4('10.0.0.0/8')] }, CTX4));

@@ -398,6 +398,13 @@ export interface PackOptions {
   ipv4InMp?: boolean;
   /** SAFI for MP attributes (default 1, unicast). */
   safi?: number;
+  /**
+   * packUpdates only: called when the attribute set cannot be sent at all (its encoding leaves
+   * no room for a prefix in `maxSize`, e.g. a huge AS_PATH received from a peer and widened to
+   * 4 octets). Those prefixes are then sent as withdrawals instead, so the peer never keeps an
+   * older version of the route; the speaker may log / count it here. Never throws.
+   */
+  onOversize?: (prefixes: readonly Prefix[], reason: string) => void;
 }
 
 /**
@@ -418,38 +425,61 @@ export function packUpdates(
   for (const p of prefixes) (typeof p === 'number' ? v4 : v6).push(p as never);
   const out: Buffer[] = [];
 
+  const oversize = (list: readonly Prefix[], afi: number, reason: string): void => {
+    opts.onOversize?.(list, reason);
+    out.push(...packWithdrawals(list, afi, { maxSize: max, ipv4InMp: opts.ipv4InMp, safi }));
+  };
+
   if (v4.length && !opts.ipv4InMp) {
-    const block = encodeAttributes(attrs, ctx);
-    const fixed = HEADER_LENGTH + 4 + block.length;
-    if (fixed + 5 > max) throw new RangeError('path attributes leave no room for NLRI');
-    let i = 0;
-    while (i < v4.length) {
-      let size = 0;
-      let j = i;
-      while (j < v4.length && fixed + size + prefix4Size(v4[j]!) <= max) size += prefix4Size(v4[j++]!);
-      const len = fixed + size;
-      const buf = Buffer.allocUnsafe(len);
-      header(buf, len, MessageType.UPDATE);
-      let o = HEADER_LENGTH;
-      buf[o++] = 0;
-      buf[o++] = 0;
-      buf.writeUInt16BE(block.length, o);
-      o += 2;
-      block.copy(buf, o);
-      o += block.length;
-      for (let k = i; k < j; k++) o = writePrefix4(buf, o, v4[k]!);
-      out.push(buf);
-      i = j;
+    let block: Buffer | undefined;
+    try {
+      block = encodeAttributes(attrs, ctx);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+    }
+    const fixed = HEADER_LENGTH + 4 + (block?.length ?? 65535);
+    if (!block || fixed + 5 > max) {
+      oversize(v4, 1, `path attributes of ${block?.length ?? '>65535'} octets leave no room for NLRI in ${max}`);
+    } else {
+      let i = 0;
+      while (i < v4.length) {
+        let size = 0;
+        let j = i;
+        while (j < v4.length && fixed + size + prefix4Size(v4[j]!) <= max) size += prefix4Size(v4[j++]!);
+        const len = fixed + size;
+        const buf = Buffer.allocUnsafe(len);
+        header(buf, len, MessageType.UPDATE);
+        let o = HEADER_LENGTH;
+        buf[o++] = 0;
+        buf[o++] = 0;
+        buf.writeUInt16BE(block.length, o);
+        o += 2;
+        block.copy(buf, o);
+        o += block.length;
+        for (let k = i; k < j; k++) o = writePrefix4(buf, o, v4[k]!);
+        out.push(buf);
+        i = j;
+      }
     }
   }
   const mpGroups: Array<[number, readonly Prefix[]]> = [];
   if (v4.length && opts.ipv4InMp) mpGroups.push([1, v4]);
   if (v6.length) mpGroups.push([2, v6]);
   for (const [afi, list] of mpGroups) {
-    const rest = Buffer.concat(encodeAttributeList(attrs, ctx, true));
+    let rest: Buffer;
+    try {
+      rest = Buffer.concat(encodeAttributeList(attrs, ctx, true));
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      oversize(list, afi, 'path attributes exceed 65535 octets');
+      continue;
+    }
     const head = mpReachHead(afi, safi, mpNextHopBytes(afi, attrs));
     const fixed = HEADER_LENGTH + 4 + 4 + head.length + rest.length;
-    if (fixed + 17 > max) throw new RangeError('path attributes leave no room for NLRI');
+    if (fixed + 17 > max) {
+      oversize(list, afi, `path attributes of ${rest.length} octets leave no room for NLRI in ${max}`);
+      continue;
+    }
     const encoded = list.map(prefixBytes);
     let i = 0;
     while (i < encoded.length) {
