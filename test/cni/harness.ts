@@ -181,7 +181,7 @@ export async function routes(ns: NetNs, v6 = false): Promise<any[]> {
 export const ECHO_PORT = 7777;
 
 /** A TCP server answering "ok" on [::]:7777 (IPv4 too) inside a namespace; killed with the namespace. */
-export async function startEcho(ns: NS): Promise<void> {
+export async function startEcho(ns: NetNs): Promise<void> {
   const child = ns.spawn(process.execPath, ['-e', `require('net').createServer(s=>s.end('ok')).listen(${ECHO_PORT},'::',()=>console.log('up'))`]);
   await new Promise<void>((resolvep, reject) => {
     child.stdout!.once('data', () => resolvep());
@@ -190,7 +190,7 @@ export async function startEcho(ns: NS): Promise<void> {
 }
 
 /** True when a TCP connection from `from` to `to`:7777 gets the echo server's answer (this image has no ping). */
-export async function reach(from: NS, to: string): Promise<boolean> {
+export async function reach(from: NetNs, to: string): Promise<boolean> {
   const script = `const s=require('net').connect(${ECHO_PORT},${JSON.stringify(to)});let d='';s.on('data',x=>d+=x);s.on('end',()=>{process.stdout.write(d);process.exit(0)});s.on('error',()=>process.exit(0));s.setTimeout(1500,()=>process.exit(0))`;
   for (let i = 0; i < 3; i++) {
     const out = await from.exec(process.execPath, ['-e', script]).then((r) => r.stdout, () => '');
@@ -208,7 +208,7 @@ export { run, NetNs };
  * crosses namespaces), so the plugin runs inside the node namespace and no address or route is
  * ever added to the real host.
  */
-export async function forwardIntoNode(node: NS, targetPort: number, targetHost = '127.0.0.1'): Promise<{ port: number; close(): Promise<void> }> {
+export async function forwardIntoNode(node: NetNs, targetPort: number, targetHost = '127.0.0.1'): Promise<{ port: number; close(): Promise<void> }> {
   const net = await import('node:net');
   const sock = join(mkdtempSync(join(tmpdir(), 'ptcn-fwd-')), 's');
   const outer = net.createServer((c) => {
@@ -234,7 +234,7 @@ export async function forwardIntoNode(node: NS, targetPort: number, targetHost =
     async close() {
       child.kill('SIGKILL');
       await new Promise<void>((r) => outer.close(() => r()));
-      rmSync(sock, { force: true });
+      rmSync(join(sock, '..'), { recursive: true, force: true });
     },
   };
 }
