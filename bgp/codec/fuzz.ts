@@ -16,6 +16,7 @@ import {
 } from './encode.js';
 import { prefix4, parseIp4 } from './prefix.js';
 import { MessageReader } from './reader.js';
+import { bird2octetHex, bird4octetHex, gobgpHex } from './testdata/captured.js';
 import {
   AttrFlag,
   BgpNotification,
@@ -34,8 +35,22 @@ const CTXS: CodecContext[] = [
   { fourOctetAs: false, external: true, attrCache: new Map() },
 ];
 
-/** Valid messages of every kind, as a peer could send them. */
+/** Split a captured byte stream into its messages. */
+export function splitStream(hex: string): Buffer[] {
+  const b = Buffer.from(hex, 'hex');
+  const out: Buffer[] = [];
+  for (let o = 0; o + 19 <= b.length; ) {
+    const len = b.readUInt16BE(o + 16);
+    if (len < 19 || o + len > b.length) break;
+    out.push(b.subarray(o, o + len));
+    o += len;
+  }
+  return out;
+}
+
+/** Valid messages of every kind, as a peer could send them (ours and captured from BIRD/GoBGP). */
 export function fuzzCorpus(): Buffer[] {
+  const captured = [bird4octetHex, bird2octetHex, gobgpHex].flatMap(splitStream);
   const full: PathAttributes = {
     origin: 0,
     asPath: [
@@ -100,6 +115,7 @@ export function fuzzCorpus(): Buffer[] {
     ...packWithdrawals(v6, 2),
     encodeEndOfRib(1, 1),
     encodeEndOfRib(2, 1),
+    ...captured,
   ];
 }
 

@@ -4,7 +4,7 @@
 // 2-octet session AS_TRANS + AS4_PATH) must decode to the right routes and attributes; the
 // UPDATEs we pack (packUpdates/packWithdrawals/encodeEndOfRib) must show up in BIRD's table.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -26,13 +26,16 @@ import {
   parsePrefix4,
   type CodecContext,
   type DecodedAttributes,
+  type OpenMessage,
   type UpdateMessage,
+  summarizeCapabilities,
 } from '../../bgp/codec/index.js';
 
 const PEER = new URL('./peer.mjs', import.meta.url).pathname;
 const p4 = (s: string): number => parsePrefix4(s)!;
 
 interface Run {
+  open?: OpenMessage;
   v4: Map<string, DecodedAttributes>;
   v6: Map<string, DecodedAttributes>;
   eor: string[];
@@ -50,6 +53,9 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
 
 /** Decode everything a peer sent (as recorded by peer.mjs). */
 function decodeRecord(file: string, ctx: CodecContext): Run {
+  // PETREL_CODEC_CAPTURE_DIR=dir keeps the raw streams (used to refresh bgp/codec/testdata)
+  const keep = process.env.PETREL_CODEC_CAPTURE_DIR;
+  if (keep) copyFileSync(file, join(keep, `${ctx.fourOctetAs ? 4 : 2}-${Date.now()}.bin`));
   const run: Run = { v4: new Map(), v6: new Map(), eor: [], notifications: [], birdRoutes: '' };
   const reader = new MessageReader();
   reader.push(readFileSync(file));
@@ -58,6 +64,7 @@ function decodeRecord(file: string, ctx: CodecContext): Run {
     const m = decodeMessage(r, ctx);
     if (m instanceof BgpNotification) throw new Error(`decode: ${m.toString()}`);
     if (m.type === MessageType.NOTIFICATION) run.notifications.push(`${m.code}/${m.subcode}`);
+    if (m.type === MessageType.OPEN) run.open = m;
     if (m.type !== MessageType.UPDATE) continue;
     const u = m as UpdateMessage;
     expect(u.problems).toEqual([]);
@@ -249,6 +256,14 @@ describe('codec interop with BIRD 2 and GoBGP 3', () => {
     it(`${kind}-octet session: BIRD's IPv4 and IPv6 UPDATEs decode with the right attributes`, () => {
       const r = runs[kind]!;
       expect(r.notifications).toEqual([]);
+      // BIRD's OPEN: AS 4200000001 via the 4-octet capability (AS_TRANS in My AS), both families, GR
+      expect(r.open!.asn).toBe(4200000001);
+      expect(r.open!.myAs).toBe(23456);
+      const caps = summarizeCapabilities(r.open!.capabilities);
+      expect(caps.families).toEqual(expect.arrayContaining([{ afi: 1, safi: 1 }, { afi: 2, safi: 1 }]));
+      expect(caps.fourOctetAs).toBe(4200000001);
+      expect(caps.routeRefresh).toBe(true);
+      expect(caps.gracefulRestart).toBeDefined();
       expect([...r.v4.keys()].sort()).toEqual(['10.50.0.0/16', '10.51.1.0/24', '10.52.2.128/25']);
       expect([...r.v6.keys()].sort()).toEqual(['fd00:50::/48', 'fd00:51:1::/64']);
       const a = r.v4.get('10.51.1.0/24')!;
@@ -282,6 +297,8 @@ describe('codec interop with BIRD 2 and GoBGP 3', () => {
   it('GoBGP: IPv4 and IPv6 UPDATEs decode with the right attributes', () => {
     const r = runs.gobgp!;
     expect(r.notifications).toEqual([]);
+    expect(r.open!.asn).toBe(4200000003);
+    expect(summarizeCapabilities(r.open!.capabilities).families).toEqual(expect.arrayContaining([{ afi: 1, safi: 1 }, { afi: 2, safi: 1 }]));
     expect([...r.v4.keys()].sort()).toEqual(['10.70.0.0/16', '10.71.1.0/24']);
     expect([...r.v6.keys()]).toEqual(['fd00:70::/48']);
     const a = r.v4.get('10.70.0.0/16')!;

@@ -1,7 +1,7 @@
 // Minimal BGP endpoint for the codec interop test (plain JS, no codec inside: the test owns all
 // encoding/decoding). Usage: node peer.mjs ADDR RECORD_FILE OPEN_HEX [SEND_FILE]
 // Listens on ADDR:179 (or, with ADDR = connect:REMOTE, connects to REMOTE:179, retrying), sends OPEN_HEX on connect, KEEPALIVE + the bytes of SEND_FILE after
-// the peer's OPEN, records every message the peer sends after its OPEN, and after each second of
+// the peer's OPEN, records every message the peer sends (its OPEN included), and after each second of
 // silence rewrites RECORD_FILE and prints "idle N" (N = messages recorded). Runs until killed.
 import net from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ function handle(sock) {
       buf = buf.subarray(len);
       if (!gotOpen && msg[18] === 1) {
         gotOpen = true;
+        recorded.push(Buffer.from(msg));
         sock.write(KEEPALIVE);
         if (sendFile) sock.write(readFileSync(sendFile));
         continue;
