@@ -675,17 +675,19 @@ function decodeAttributes(
         a.asPath = r;
         break;
       }
-      case AttrType.NEXT_HOP:
+      case AttrType.NEXT_HOP: {
+        // RFC 4760 §3: without IPv4 NLRI in the NLRI field, NEXT_HOP is ignored.
+        const bad = (why: string): void =>
+          msg.nlri.length ? twa(msg, type, why) : discard(msg, type, `${why} (ignored: no NLRI field, RFC 4760 §3)`);
         if (!flagsOk || len !== 4) {
-          twa(msg, type, flagsOk ? `NEXT_HOP length ${len}` : 'NEXT_HOP flags');
+          bad(flagsOk ? `NEXT_HOP length ${len}` : 'NEXT_HOP flags');
           break;
         }
-        {
-          const nh = b.readUInt32BE(v);
-          if (invalidNextHop4(nh)) twa(msg, type, `invalid NEXT_HOP ${formatIp4(nh)}`);
-          else a.nextHop = formatIp4(nh);
-        }
+        const nh = b.readUInt32BE(v);
+        if (invalidNextHop4(nh)) bad(`invalid NEXT_HOP ${formatIp4(nh)}`);
+        else a.nextHop = formatIp4(nh);
         break;
+      }
       case AttrType.MULTI_EXIT_DISC:
         if (!flagsOk || len !== 4) twa(msg, type, flagsOk ? `MED length ${len}` : 'MED flags');
         else a.med = b.readUInt32BE(v);

@@ -180,6 +180,11 @@ const rows: Row[] = [
   { name: 'NEXT_HOP 0.0.0.0', msg: upd([ORIGIN, ASP4, A(0x40, 3, [0, 0, 0, 0])]), expect: { twa: true } },
   { name: 'NEXT_HOP multicast 224.0.0.1', msg: upd([ORIGIN, ASP4, A(0x40, 3, [224, 0, 0, 1])]), expect: { twa: true } },
   { name: 'NEXT_HOP loopback 127.0.0.1', msg: upd([ORIGIN, ASP4, A(0x40, 3, [127, 0, 0, 1])]), expect: { twa: true } },
+  {
+    name: 'NEXT_HOP 0.0.0.0 with only MP_REACH NLRI is ignored (RFC 4760 §3)',
+    msg: upd([ORIGIN, ASP4, A(0x40, 3, [0, 0, 0, 0]), MP6(16, [64, 0xfd, 0, 0, 0, 0, 0, 0, 1])], b()),
+    expect: { discard: 3 },
+  },
   { name: 'MED of length 2', msg: upd([...BASE, A(0x80, 4, [0, 1])]), expect: { twa: true } },
   { name: 'MED flagged well-known', msg: upd([...BASE, A(0x40, 4, [0, 0, 0, 1])]), expect: { twa: true } },
   { name: 'LOCAL_PREF of length 3 (iBGP)', msg: upd([...BASE, A(0x40, 5, [0, 0, 100])]), expect: { twa: true } },
@@ -319,7 +324,7 @@ describe('malformed message table', () => {
         expect(u.treatAsWithdraw).toBe(false);
         expect(u.problems).toContainEqual(expect.objectContaining({ action: ErrorAction.ATTRIBUTE_DISCARD, attrType: e.discard }));
         expect(u.attrs).not.toBeNull();
-        expect(u.nlri.length).toBeGreaterThan(0);
+        expect(u.nlri.length + (u.mpReach?.nlri.length ?? 0)).toBeGreaterThan(0);
       } else {
         expect(u.treatAsWithdraw).toBe(false);
         expect(u.problems).toEqual([]);
