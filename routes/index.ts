@@ -17,3 +17,7 @@ export * from './manager.js';
 export { LocalHost, NetnsHost, type NetHost, type NlChannel } from './host.js';
 export { NlConn, NlError, errnoName } from './conn.js';
 export type { KernelLink, KernelRoute } from './nl.js';
+export { InterfaceManager, workloadSysctls, type InterfaceManagerOptions, type InterfaceStatus } from './interfaces.js';
+export { VxlanManager, type VxlanPeer, type VxlanPlan, type VxlanStatus, type VxlanManagerOptions } from './vxlan.js';
+export { IpipManager, probeIpip, type IpipPlan, type IpipStatus } from './ipip.js';
+export { detectHostMtu, tunnelMtus, MTU_IFACE_PATTERN, DEFAULT_HOST_MTU, ENCAP_OVERHEAD } from './mtu.js';

@@ -3,7 +3,7 @@
 // other protocol (CONTRACT §4) and removes nothing before it has been given a full desired set.
 import { EventEmitter } from 'node:events';
 import { isIPv4 } from 'node:net';
-import { canonicalCidr, parseCidr, parseIp } from '../datastore/index.js';
+import { canonicalCidr, parseCidr, parseIp } from '../datastore/net.js';
 import { logger, type Logger } from '../agent/log.js';
 import { counter, gauge, histogram } from '../agent/metrics.js';
 import { NlConn, errnoName, runBatched } from './conn.js';

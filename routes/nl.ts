@@ -3,7 +3,7 @@
 // ourselves so that thousands of them go into one sendmsg() (one datagram), which is what makes a
 // 50,000-route load as fast as `ip -batch`.
 import { isIPv4 } from 'node:net';
-import { canonicalCidr, parseIp } from '../datastore/index.js';
+import { canonicalCidr, parseIp } from '../datastore/net.js';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;

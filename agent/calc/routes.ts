@@ -12,8 +12,10 @@
 //   4. datastore otherwise (a remote block BGP has not (yet) told us about is left out while BGP
 //      is enabled, as BIRD would: only what BGP learned is routed).
 import type { Resource } from '../../datastore/index.js';
-import { canonicalCidr, cidrContains, formatCidr, formatIp, networkOf, parseCidr, parseIp, type Cidr } from '../../datastore/index.js';
-import type { DesiredRoute } from '../../routes/index.js';
+import { canonicalCidr, cidrContains, formatCidr, formatIp, networkOf, parseCidr, parseIp, type Cidr } from '../../datastore/net.js';
+import type { DesiredRoute, IpipPlan, VxlanPeer, VxlanPlan } from '../../routes/index.js';
+
+export type { IpipPlan, VxlanPeer, VxlanPlan };
 
 export type EncapMode = 'Never' | 'Always' | 'CrossSubnet';
 
@@ -47,39 +49,6 @@ export interface RouteCalcInput {
   localBlockRouteType?: 'blackhole' | 'unreachable';
   /** extra routes (service addresses); local and pod routes win over them on the same prefix */
   serviceRoutes?: DesiredRoute[];
-}
-
-export interface VxlanPeer {
-  node: string;
-  /** remote VTEP (tunnel) address */
-  vtepIp: string;
-  mac: string;
-  /** remote node (underlay) address: FDB destination */
-  nodeIp: string;
-}
-
-export interface VxlanPlan {
-  device: 'vxlan.calico' | 'vxlan-v6.calico';
-  family: 4 | 6;
-  vni: number;
-  port: number;
-  mtu: number;
-  /** this node's VTEP address */
-  vtepIp: string;
-  /** this node's VTEP MAC (Node vxlanTunnelMACAddr); undefined: let the kernel pick */
-  mac?: string;
-  /** this node's underlay address (the device's local address) */
-  localIp: string;
-  peers: VxlanPeer[];
-}
-
-export interface IpipPlan {
-  device: 'tunl0';
-  mtu: number;
-  /** this node's tunnel address (Node ipv4IPIPTunnelAddr), when set */
-  tunnelAddr?: string;
-  /** the pools that need it */
-  pools: string[];
 }
 
 export interface RouteCalcOutput {
