@@ -20,7 +20,7 @@ import {
   required,
   str,
   string,
-  then,
+  refine,
   unimplemented,
 } from './schema.js';
 import {
@@ -125,7 +125,7 @@ function hostCidr(version: 4 | 6): Check {
   };
 }
 
-const nodeSpec = then(
+const nodeSpec = refine(
   obj({
     bgp: obj({
       asNumber: asn,
@@ -317,7 +317,7 @@ function finalizeWEP(r: { spec: Record<string, any> }, ctx: Ctx): void {
   });
 }
 
-const hepSpec = then(
+const hepSpec = refine(
   obj({
     node: name(),
     interfaceName: str({ pattern: /^(\*|[a-zA-Z0-9_.-]{1,15})$/, patternText: 'an interface name or "*"' }),
@@ -343,7 +343,7 @@ function noNamespaceLabel(r: { metadata: { labels?: Record<string, string> } }, 
 // a warning.
 
 const failsafePorts = list(obj({ protocol: oneOf(['TCP', 'UDP', 'SCTP'], { caseInsensitive: true }), port: required(int(0, 65535)), net: net }));
-const routeTableRange = then(obj({ min: required(int(1, 4294967295)), max: required(int(1, 4294967295)) }), (v, path, ctx) => {
+const routeTableRange = refine(obj({ min: required(int(1, 4294967295)), max: required(int(1, 4294967295)) }), (v, path, ctx) => {
   if (v.min > v.max) ctx.error(join(path, 'min'), `min ${v.min} cannot be greater than max ${v.max}`);
 });
 

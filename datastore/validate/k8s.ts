@@ -4,7 +4,7 @@
 import { cidrContains } from '../net.js';
 import type { KindId } from '../types.js';
 import type { KindSchema } from './calico.js';
-import { type Check, any, at, bool, int, join, list, map, obj, oneOf, required, str, string, then } from './schema.js';
+import { type Check, any, at, bool, int, join, list, map, obj, oneOf, required, str, string, refine } from './schema.js';
 import { checkCidr, ip, labelKeyProblem, labelValue, name, net } from './values.js';
 
 /** IANA service name (a named container/service port): 1-15 chars, a letter, no "--". */
@@ -15,7 +15,7 @@ const ianaName = str({ pattern: IANA_SVC_NAME, patternText: 'a port name is 1-15
 const labelSelector = obj({
   matchLabels: map(labelValue, labelKeyProblem),
   matchExpressions: list(
-    then(
+    refine(
       obj({
         key: required(str({ nonEmpty: true })),
         operator: required(oneOf(['In', 'NotIn', 'Exists', 'DoesNotExist'])),
@@ -41,7 +41,7 @@ const portNumberOrName: Check = (value, path, ctx) => {
   return ianaName(value, path, ctx);
 };
 
-const npPort = then(
+const npPort = refine(
   obj({ protocol: oneOf(['TCP', 'UDP', 'SCTP']), port: portNumberOrName, endPort: int(1, 65535) }),
   (p, path, ctx) => {
     p.protocol ??= 'TCP';
@@ -53,7 +53,7 @@ const npPort = then(
   },
 );
 
-const ipBlock = then(obj({ cidr: required(string), except: list(string) }), (b, path, ctx) => {
+const ipBlock = refine(obj({ cidr: required(string), except: list(string) }), (b, path, ctx) => {
   const outer = checkCidr(b.cidr, join(path, 'cidr'), ctx);
   (b.except ?? []).forEach((e: unknown, i: number) => {
     const inner = checkCidr(e, at(join(path, 'except'), i), ctx);
@@ -63,14 +63,14 @@ const ipBlock = then(obj({ cidr: required(string), except: list(string) }), (b, 
   });
 });
 
-const peer = then(obj({ podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock }), (p, path, ctx) => {
+const peer = refine(obj({ podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock }), (p, path, ctx) => {
   if (p.ipBlock && (p.podSelector || p.namespaceSelector)) ctx.error(join(path, 'ipBlock'), 'may not be combined with podSelector or namespaceSelector');
   else if (!p.ipBlock && !p.podSelector && !p.namespaceSelector) ctx.error(path, 'must specify one of podSelector, namespaceSelector or ipBlock');
 });
 
 const networkPolicySpec = obj({
   podSelector: required(labelSelector),
-  policyTypes: then(list(oneOf(['Ingress', 'Egress'])), (v: string[], path, ctx) => {
+  policyTypes: refine(list(oneOf(['Ingress', 'Egress'])), (v: string[], path, ctx) => {
     v.forEach((t, i) => {
       if (v.indexOf(t) !== i) ctx.error(at(path, i), `duplicate policy type "${t}"`);
     });

@@ -2,10 +2,10 @@
 // checked as Calico's validator and CRD rules check them.
 import { parseCidr } from '../net.js';
 import type { Rule } from '../model.js';
-import { type Check, type Ctx, at, bool, int, join, list, map, number, obj, oneOf, required, string, then, unimplemented } from './schema.js';
-import { labelValue, name, net, parsePort, port, protocol, protocolHasPorts, selector } from './values.js';
+import { type Check, type Ctx, at, bool, int, join, list, map, number, obj, oneOf, required, string, refine, unimplemented } from './schema.js';
+import { labelKeyProblem, labelValue, name, net, parsePort, port, protocol, protocolHasPorts, selector } from './values.js';
 
-const icmpFields = then(obj({ type: int(0, 254), code: int(0, 255) }), (v, path, ctx) => {
+const icmpFields = refine(obj({ type: int(0, 254), code: int(0, 255) }), (v, path, ctx) => {
   if (v.code !== undefined && v.type === undefined) ctx.error(join(path, 'code'), 'ICMP code specified without an ICMP type');
 });
 
@@ -101,11 +101,11 @@ function ruleChecks(r: Rule, path: string, ctx: Ctx): void {
   if (r.http && r.action !== 'Allow') ctx.error(join(path, 'http'), 'HTTP match is only valid on Allow rules');
 }
 
-export const rule: Check = then(ruleFields, (r: Rule, path, ctx) => ruleChecks(r, path, ctx));
+export const rule: Check = refine(ruleFields, (r: Rule, path, ctx) => ruleChecks(r, path, ctx));
 export const rules = list(rule);
 
 const policyType = oneOf(['Ingress', 'Egress']);
-const types = then(list(policyType), (v: string[], path, ctx) => {
+const types = refine(list(policyType), (v: string[], path, ctx) => {
   v.forEach((t, i) => {
     if (v.indexOf(t) !== i) ctx.error(at(path, i), `'${t}' type specified more than once`);
   });
@@ -135,7 +135,7 @@ export const globalNetworkPolicySpec = obj({
 export const profileSpec = obj({
   ingress: rules,
   egress: rules,
-  labelsToApply: map(labelValue),
+  labelsToApply: map(labelValue, labelKeyProblem),
 });
 
 /** Calico's policy defaulting: types from the rules present, tier `default`, empty lists. */

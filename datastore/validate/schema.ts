@@ -202,7 +202,7 @@ export function oneOf(values: readonly (string | number)[], opts: { caseInsensit
 }
 
 /** Runs `check` and then `also` on the normalised value when `check` found nothing wrong. */
-export function then(check: Check, also: (value: any, path: string, ctx: Ctx) => unknown): Check {
+export function refine(check: Check, also: (value: any, path: string, ctx: Ctx) => unknown): Check {
   return (value, path, ctx) => {
     const before = ctx.errors.length;
     const v = check(value, path, ctx);
