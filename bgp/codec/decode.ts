@@ -401,8 +401,10 @@ function invalidNextHop4(a: number): boolean {
   return first === 0 || first === 127 || first >= 224;
 }
 
-function contextTag(ctx: CodecContext): string {
-  return String.fromCharCode(0x30 + (ctx.fourOctetAs ? 1 : 0) + (ctx.external ? 2 : 0));
+/** First character of an attribute key: session kind, and whether the key is the raw block
+ *  (fast path) or the MP-reduced form, so the two forms can never collide. */
+function contextTag(ctx: CodecContext, mp = false): string {
+  return String.fromCharCode((mp ? 0x40 : 0x30) + (ctx.fourOctetAs ? 1 : 0) + (ctx.external ? 2 : 0));
 }
 
 function newAttrs(): MutableAttrs {
@@ -590,7 +592,7 @@ function decodeAttributes(
   const seen = new Uint8Array(256);
   let as4Path: AsPathSegment[] | undefined;
   let as4Aggregator: Aggregator | undefined;
-  let keyParts: string[] | undefined = fastKey === undefined ? [contextTag(ctx), 'M'] : undefined;
+  let keyParts: string[] | undefined = fastKey === undefined ? [contextTag(ctx, true)] : undefined;
   let sawAttr = false; // any attribute other than MP_UNREACH_NLRI
 
   let p = aoff;
