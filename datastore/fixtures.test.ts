@@ -3,10 +3,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { KINDS, kindOf, validateManifests } from '../datastore/index.js';
-import { parseManifests } from '../datastore/manifest.js';
+import { KINDS, kindOf, validateManifests } from './index.js';
+import { parseManifests } from './manifest.js';
 
-const DIR = join(import.meta.dirname, 'fixtures', 'calico');
+const DIR = join(import.meta.dirname, '..', 'test', 'fixtures', 'calico');
 const files = readdirSync(DIR).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
 
 /** Fields Petrel accepts but does not implement: the only warnings a fixture may produce. */
