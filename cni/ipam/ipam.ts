@@ -64,6 +64,18 @@ export class Ipam {
   lastAssigned: string[] = [];
   private configCache?: IpamConfig;
 
+  /**
+   * One IPAM operation at a time per instance (per node, as Calico's node-wide IPAM flock):
+   * concurrent requests of one node would otherwise mostly conflict on that node's block.
+   * Correctness never depends on it: every write is a compare-and-swap.
+   */
+  private chain: Promise<unknown> = Promise.resolve();
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
   constructor(
     readonly store: IpamStore,
     private readonly matchSelector: SelectorMatcher = defaultSelectorMatcher,
@@ -133,6 +145,10 @@ export class Ipam {
    * (a repeated ADD gets the same answer). If one family fails, what this call assigned is released.
    */
   async assign(req: AssignRequest): Promise<string[]> {
+    return this.serial(() => this.assignNow(req));
+  }
+
+  private async assignNow(req: AssignRequest): Promise<string[]> {
     this.lastAssigned = [];
     return this.store.exclusive(async () => {
       // Warm what every assignment reads, in parallel (one round trip instead of four).
@@ -398,6 +414,10 @@ export class Ipam {
    * `emptyBlockGraceMs` has its affinity released.
    */
   async releaseByHandle(handleId: string, opts: { emptyBlockGraceMs?: number } = {}): Promise<string[]> {
+    return this.serial(() => this.releaseByHandleNow(handleId, opts));
+  }
+
+  private async releaseByHandleNow(handleId: string, opts: { emptyBlockGraceMs?: number }): Promise<string[]> {
     return this.store.exclusive(async () => {
       const h = await this.store.getHandle(handleId);
       if (!h) return [];

@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NetNs, run } from '../netns.js';
 
-export const ROOT = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
+/** The package root (works from test/cni and from dist/test/cni). */
+export const ROOT = (() => {
+  let d = resolve(new URL('.', import.meta.url).pathname);
+  while (!existsSync(join(d, 'package.json')) && d !== '/') d = resolve(d, '..');
+  return d;
+})();
 export const DEBIAN_CNI = '/usr/lib/cni';
 export const PREFIX = 'ptcn';
 
