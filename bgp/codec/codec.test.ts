@@ -440,3 +440,21 @@ describe('AttrInternCache', () => {
     expect(decUpdate(mk('10.0.0.1'), ctx).attrs).toEqual(a1);
   });
 });
+
+describe('NOTIFICATION helpers', () => {
+  it('names codes and subcodes; builds Cease with an RFC 9003 shutdown communication', async () => {
+    const { notificationName, fsmError, holdTimerExpired } = await import('./index.js');
+    expect(notificationName(2, 2)).toBe('OPEN Message Error / Bad Peer AS');
+    expect(notificationName(6, 7)).toBe('Cease / Connection Collision Resolution');
+    expect(notificationName(3, 0)).toBe('UPDATE Message Error / Unspecific');
+    expect(notificationName(99, 1)).toBe('code 99 / subcode 1');
+    expect([fsmError('OpenConfirm', 2).code, fsmError('OpenConfirm', 2).subcode]).toEqual([5, 2]);
+    expect(holdTimerExpired().code).toBe(4);
+    const c = cease(CeaseSubcode.ADMINISTRATIVE_RESET, 'x'.repeat(300));
+    expect(c.data[0]).toBe(255);
+    expect(c.data.length).toBe(256);
+    expect(cease(CeaseSubcode.PEER_DECONFIGURED, 'ignored').data.length).toBe(0);
+    const wire = encodeNotification({ code: 3, subcode: 1, data: Buffer.alloc(5000) });
+    expect(wire.length).toBe(4096);
+  });
+});
