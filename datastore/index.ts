@@ -4,3 +4,5 @@ export * from './model.js';
 export * from './validate.js';
 export * from './manifest.js';
 export * from './derive.js';
+export * from './file.js';
+export * from './factory.js';

@@ -229,7 +229,7 @@ export class FileDatastore implements Datastore {
     const entries: Entry[] = [];
     const problems: string[] = [];
     for (const d of docs) {
-      const source = { file: abs, index: d.index };
+      const source = { file: abs, index: d.index, item: d.item };
       try {
         if (typeof d.raw !== 'object' || d.raw === null || Array.isArray(d.raw)) {
           throw new ValidationError(source, [{ path: '(document)', message: 'expected an object with apiVersion, kind, metadata' }]);
