@@ -79,8 +79,9 @@ export function cease(subcode: CeaseSubcode, message?: string): BgpNotification 
     message &&
     (subcode === CeaseSubcode.ADMINISTRATIVE_SHUTDOWN || subcode === CeaseSubcode.ADMINISTRATIVE_RESET)
   ) {
-    let text = Buffer.from(message, 'utf8');
-    if (text.length > 255) text = text.subarray(0, 255);
+    let m = message;
+    while (Buffer.byteLength(m, 'utf8') > 255) m = m.slice(0, -1); // never split a character
+    const text = Buffer.from(m, 'utf8');
     data = Buffer.concat([Buffer.from([text.length]), text]);
   }
   return new BgpNotification(ErrorCode.CEASE, subcode, data, message ?? '');
