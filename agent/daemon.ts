@@ -124,9 +124,12 @@ export class Agent {
     for (const e of events) {
       updates.inc({ type: e.type });
       if (e.type === 'status') {
+        const wasConnected = this.dsState.connected;
         this.dsState = { connected: e.state === 'connected', reason: e.reason };
-        if (e.state !== 'connected') {
-          this.log.warn({ state: e.state, reason: e.reason }, 'datastore connection lost; keeping everything programmed');
+        if (e.state === 'disconnected' && this.cache.inSync) {
+          this.log.warn({ reason: e.reason }, 'datastore connection lost; keeping everything programmed');
+        } else if (e.state === 'connected' && !wasConnected && this.cache.inSync) {
+          this.log.info('datastore connection back; resyncing');
         }
       } else if (e.type === 'in-sync') {
         this.dsState = { connected: true };

@@ -13,7 +13,7 @@ function make(level: string): Logger {
     base: { pid: process.pid },
     // Nothing logged ever holds a secret (CONTRACT §2).
     redact: {
-      paths: ['password', 'token', 'key', '*.password', '*.token', '*.key', '*.*.password', 'spec.password'],
+      paths: ['password', 'token', 'secret', '*.password', '*.token', '*.secret', '*.*.password', 'spec.password'],
       censor: '<redacted>',
     },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } } } : {}),

@@ -75,7 +75,7 @@ export class Lab {
   private procs = new Map<string, ChildProcess>();
 
   constructor(readonly opts: LabOptions) {
-    this.dir = opts.dir ?? join(REPO, '.lab');
+    this.dir = resolve(REPO, opts.dir ?? '.lab');
     this.state = { opts, dir: this.dir, agentPids: {}, pods: [] };
   }
 
@@ -190,8 +190,7 @@ kind: BGPConfiguration
 metadata: {name: default}
 spec:
   asNumber: 64512
-  nodeToNodeMeshEnabled: ${mesh}
-  nodeMeshMaxRestartTime: ${this.opts.restartTime ?? 120}s`,
+  nodeToNodeMeshEnabled: ${mesh}${mesh ? `\n  nodeMeshMaxRestartTime: ${this.opts.restartTime ?? 120}s` : ''}`,
       `apiVersion: projectcalico.org/v3
 kind: FelixConfiguration
 metadata: {name: default}
@@ -253,8 +252,30 @@ spec:
   /** SIGKILLs a node's agent (no shutdown at all), as a crash or OOM kill would. */
   killAgent(i: number): void {
     const p = this.procs.get(nodeName(i));
-    if (p?.pid) process.kill(p.pid, 'SIGKILL');
     this.procs.delete(nodeName(i));
+    if (!p?.pid) throw new Error(`${nodeName(i)}: no agent process to kill`);
+    if (p.exitCode !== null || p.signalCode !== null) {
+      const tail = readFileSync(join(this.dir, `${nodeName(i)}.log`), 'utf8').split('\n').slice(-15).join('\n');
+      throw new Error(`${nodeName(i)}'s agent had already exited (${p.exitCode ?? p.signalCode}); its log ends:\n${tail}`);
+    }
+    process.kill(p.pid, 'SIGKILL');
+  }
+
+  /** TCP connect check from a pod (fast: no process start-up beyond nc). */
+  async tcpOk(from: LabPod, ip: string, timeoutS = 0.3): Promise<boolean> {
+    return run('ip', ['netns', 'exec', from.netns, 'timeout', String(timeoutS), 'nc', '-z', ip, String(PROBE_PORT)]).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Writes a resource straight into etcd as calicoctl does (JSON under Calico's key). */
+  async etcdPut(key: string, value: unknown): Promise<void> {
+    await nsExec(FABRIC, 'etcdctl', ['--endpoints', ETCD_URL, 'put', key, JSON.stringify(value)], { env: { ETCDCTL_API: '3' } });
+  }
+
+  async etcdDel(key: string): Promise<void> {
+    await nsExec(FABRIC, 'etcdctl', ['--endpoints', ETCD_URL, 'del', key], { env: { ETCDCTL_API: '3' } });
   }
 
   async agentStatus(i: number): Promise<any> {
