@@ -102,8 +102,15 @@ describe('computeSpeakerConfig', () => {
       peer('peer-with-rr', { nodeSelector: 'all()', peerSelector: "has(route-reflector)" }),
     ];
     const rr1 = calc({ nodeName: 'rr1', nodes, bgpConfigurations: cfgs, bgpPeers: peers });
-    // rr1 peers with rr2 (same cluster: not a client).
-    expect(rr1.peers).toEqual([{ address: '10.0.0.2', asNumber: 64512, type: 'node-specific', sourceAddress: '10.0.0.1', passive: true }]);
+    // Calico fills in the reverse of a peerSelector peering (confd's "symmetry between Calico
+    // nodes"): the one documented BGPPeer gives the RRs sessions to every node; rr2 has the same
+    // cluster ID, so it is a peer, not a client.
+    expect(rr1.peers).toEqual([
+      { address: '10.0.0.11', asNumber: 64512, type: 'rr-client', sourceAddress: '10.0.0.1', passive: true, routeReflectorClient: true, clusterId: '224.0.0.1' },
+      { address: '10.0.0.12', asNumber: 64512, type: 'rr-client', sourceAddress: '10.0.0.1', passive: true, routeReflectorClient: true, clusterId: '224.0.0.1' },
+      { address: '10.0.0.2', asNumber: 64512, type: 'node-specific', sourceAddress: '10.0.0.1', passive: true },
+    ]);
+    // A worker is not selected by the peerSelector: no reverse peering toward the other worker.
     const w1 = calc({ nodeName: 'w1', nodes, bgpConfigurations: cfgs, bgpPeers: peers });
     expect(w1.peers.map((p) => [p.address, p.type, p.passive ?? false])).toEqual([
       ['10.0.0.1', 'node-specific', false],

@@ -221,7 +221,17 @@ export function computeSpeakerConfig(input: BgpCalcInput): BgpCalcResult | { err
       warnings.push(`${what}: bad nodeSelector: ${(e as Error).message}`);
       continue;
     }
-    if (!applies) continue;
+    // A node-to-node BGPPeer (peerSelector) peers both ways, as Calico's does: the nodes it
+    // selects as peers (e.g. route reflectors) also peer with the nodes it applies to.
+    let reverse: ReturnType<typeof selector> | undefined;
+    if (s.peerSelector) {
+      try {
+        reverse = selector(s.peerSelector).evaluate(me.labels) ? selector(s.nodeSelector || 'all()') : undefined;
+      } catch {
+        reverse = undefined; // reported below with the peerSelector
+      }
+    }
+    if (!applies && !reverse) continue;
     const pw = password(s.password, input.resolveSecret, what, warnings);
     if (pw === null) continue;
     const common: Partial<PeerConfig> = {};
@@ -258,8 +268,10 @@ export function computeSpeakerConfig(input: BgpCalcInput): BgpCalcResult | { err
         warnings.push(`${what}: bad peerSelector: ${(e as Error).message}`);
         continue;
       }
+      const nodeSide = (o: (typeof nodes)[number]) => (s.node ? o.name === s.node : reverse!.evaluate(o.labels));
       for (const o of nodes) {
-        if (o.name === me.name || !sel.evaluate(o.labels)) continue;
+        if (o.name === me.name) continue;
+        if (!((applies && sel.evaluate(o.labels)) || (reverse && nodeSide(o)))) continue;
         if (o.ip4 && me.ip4) add(o.ip4, o.asNumber, undefined, o.clusterId, true);
         if (o.ip6 && me.ip6) add(o.ip6, o.asNumber, undefined, o.clusterId, true);
       }
