@@ -589,7 +589,8 @@ function decodeAttributes(
 ): BgpNotification | null {
   const four = ctx.fourOctetAs;
   const a = newAttrs();
-  const seen = new Uint8Array(256);
+  // "seen" marks without allocating per UPDATE: a type is seen when seenGen[type] === gen.
+  const gen = nextGen();
   let as4Path: AsPathSegment[] | undefined;
   let as4Aggregator: Aggregator | undefined;
   let keyParts: string[] | undefined = fastKey === undefined ? [contextTag(ctx, true)] : undefined;
@@ -627,14 +628,14 @@ function decodeAttributes(
     const whole = (): Buffer => Buffer.from(b.subarray(start, vend));
     const isMp = type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI;
 
-    if (seen[type]) {
+    if (seenGen[type] === gen) {
       if (isMp) {
         return updateError(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, `${attrName(type)} appears twice`);
       }
       addProblem(msg, ErrorAction.ATTRIBUTE_DISCARD, type, `duplicate ${attrName(type)} discarded`);
       continue;
     }
-    seen[type] = 1;
+    seenGen[type] = gen;
     if (keyParts && !isMp) keyParts.push(b.toString('latin1', start, vend));
 
     const expected = EXPECTED_FLAGS[type]!;
@@ -803,6 +804,17 @@ function decodeAttributes(
     msg.attrs = a as DecodedAttributes;
   }
   return null;
+}
+
+const seenGen = new Uint32Array(256);
+let genCounter = 0;
+function nextGen(): number {
+  genCounter = (genCounter + 1) >>> 0;
+  if (genCounter === 0) {
+    seenGen.fill(0);
+    genCounter = 1;
+  }
+  return genCounter;
 }
 
 function twa(msg: UpdateMessage, type: number, reason: string): void {
