@@ -64,6 +64,7 @@ export class Agent {
   private stopping = false;
   private readonly startedAt = new Date().toISOString();
   private watchdog?: NodeJS.Timeout;
+  private statusReporter?: NodeJS.Timeout;
 
   constructor(readonly opts: AgentOptions) {
     this.log = logger('agent', { node: opts.datastore.nodename });
@@ -109,6 +110,10 @@ export class Agent {
     this.datastore = ds;
     await ds.watch((events) => this.onEvents(events));
     this.updateDatastoreHealth();
+    if (ds.reportNodeStatus) {
+      this.statusReporter = setInterval(() => void this.reportStatus(), 10_000);
+      this.statusReporter.unref();
+    }
     this.log.info(
       { datastore: this.opts.datastore.type, dataplane: this.opts.dataplane, bgp: this.opts.bgp, version: VERSION },
       'agent started',
@@ -150,6 +155,7 @@ export class Agent {
       inSyncGauge().set(1);
       if (!wasInSync) this.log.info({ resources: this.cache.counts() }, 'datastore in sync; first apply');
       this.batcher.kick();
+      if (!wasInSync) setTimeout(() => void this.reportStatus(), 1000).unref();
     }
   }
 
@@ -189,6 +195,22 @@ export class Agent {
       this.calcHealth.ready();
     }
     this.updateDatastoreHealth();
+  }
+
+  /**
+   * This node's view for `petrel ctl node status --all` (etcd): readiness, BGP peers, last apply.
+   * Best effort: while the datastore is unreachable there is nothing to report to.
+   */
+  private async reportStatus(): Promise<void> {
+    const ds = this.datastore;
+    if (!ds?.reportNodeStatus || !this.cache.inSync || this.stopping) return;
+    const full = this.status();
+    const { node, version, ready, health, bgp, dataplane } = full as Record<string, any>;
+    try {
+      await ds.reportNodeStatus(this.nodeName, { node, version, ready, health, bgp, lastApply: dataplane?.lastApply ?? null });
+    } catch (err) {
+      this.log.debug({ err }, 'node status not reported');
+    }
   }
 
   /** Resolves once queued calculation passes have run (tests). */
@@ -234,6 +256,7 @@ export class Agent {
     const graceful = opts.graceful ?? true;
     this.batcher.stop();
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.statusReporter) clearInterval(this.statusReporter);
     this.log.info({ graceful }, 'agent stopping; kernel state is left in place');
     await Promise.allSettled(this.components.map((c) => c.stop({ graceful })));
     await this.datastore?.close().catch(() => undefined);

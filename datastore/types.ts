@@ -254,6 +254,10 @@ export interface Datastore {
   /** Returns the deleted resource; NotFoundError if absent. */
   delete(kind: KindId, name: string, namespace?: string): Promise<Resource>;
   close(): Promise<void>;
+  /** Optional (etcd): stores this node's status under a lease so others can read every node's view. */
+  reportNodeStatus?(node: string, status: unknown): Promise<void>;
+  /** Optional (etcd): every node's last reported status. */
+  listNodeStatuses?(): Promise<Array<{ node: string; status: unknown; reportedAt?: string }>>;
 }
 
 export class ConflictError extends Error {
