@@ -15,6 +15,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+# npm ci runs the package's install script, which builds the BGP socket-option addon.
+COPY bgp/native ./bgp/native
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY agent ./agent
@@ -38,6 +40,7 @@ WORKDIR /opt/petrel
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/bgp/native/build/Release/petrel_sockopt.node ./bgp/native/build/Release/petrel_sockopt.node
 COPY examples ./examples
 RUN ln -s /opt/petrel/dist/agent/cli.js /usr/local/bin/petrel \
  && ln -s /opt/petrel/dist/cni/main.js /usr/local/bin/petrel-cni \
