@@ -11,6 +11,8 @@ import { RawNetlinkSocket } from 'netlink';
 /** One raw rtnetlink socket: datagrams in, datagrams out. Emits 'message' (Buffer) and 'error'. */
 export interface NlChannel extends EventEmitter {
   send(buf: Buffer): void;
+  /** joins (true) or leaves multicast groups */
+  membership(groups: number[], on: boolean): void;
   close(): void;
 }
 
@@ -36,15 +38,39 @@ class LocalChannel extends EventEmitter implements NlChannel {
       sendBufferSize: 4 * 1024 * 1024,
     });
     for (const g of opts.groups ?? []) this.sock.addMembership(g);
-    this.sock.on('message', (m) => this.emit('message', m));
-    this.sock.on('truncatedMessage', () => this.emit('error', Object.assign(new Error('truncated netlink message'), { code: 'ETRUNC' })));
-    this.sock.on('error', (e) => this.emit('error', e));
+    // Never let a handler's exception reach the native layer (it would abort the process).
+    const safe =
+      <A extends unknown[]>(f: (...a: A) => void) =>
+      (...a: A) => {
+        try {
+          f(...a);
+        } catch (e) {
+          process.emitWarning(`netlink handler failed: ${(e as Error)?.stack ?? e}`);
+        }
+      };
+    this.sock.on('message', safe((m: Buffer) => this.emit('message', m)));
+    this.sock.on('truncatedMessage', safe(() => this.emit('error', Object.assign(new Error('truncated netlink message'), { code: 'ETRUNC' }))));
+    this.sock.on('error', safe((e: Error) => this.emit('error', e)));
     // Only pending requests keep the process alive, never the socket itself.
     this.sock.unref();
   }
+  membership(groups: number[], on: boolean): void {
+    for (const g of groups) {
+      try {
+        if (on) this.sock.addMembership(g);
+        else this.sock.dropMembership(g);
+      } catch {
+        /* not a member / already a member */
+      }
+    }
+  }
   send(buf: Buffer): void {
     this.sock.send(buf, {}, (err) => {
-      if (err) this.emit('error', err);
+      try {
+        if (err) this.emit('error', err);
+      } catch (e) {
+        process.emitWarning(`netlink send callback failed: ${(e as Error)?.stack ?? e}`);
+      }
     });
   }
   close(): void {
@@ -81,6 +107,7 @@ const OP_SEND = 2;
 const OP_CLOSE = 3;
 const OP_SYSCTL_W = 4;
 const OP_SYSCTL_R = 5;
+const OP_MEMBERSHIP = 6;
 const OP_MSG = 10;
 const OP_ERR = 11;
 const OP_RESULT = 12;
@@ -110,6 +137,9 @@ function handle(op, id, p) {
       if (s) s.send(p, {}, (e) => { if (e) frame(11, id, json({ code: e.code, errno: e.errno, message: e.message })); });
     } else if (op === 3) {
       const s = socks.get(id); if (s) { s.close(); socks.delete(id); }
+    } else if (op === 6) {
+      const s = socks.get(id); const o = JSON.parse(p.toString());
+      for (const g of o.groups) { try { o.on ? s.addMembership(g) : s.dropMembership(g); } catch (e) {} }
     } else if (op === 4) {
       const o = JSON.parse(p.toString());
       try { fs.writeFileSync('/proc/sys/' + o.path, o.value); frame(12, id, json({ ok: true })); }
@@ -144,6 +174,9 @@ class BrokerChannel extends EventEmitter implements NlChannel {
   }
   send(buf: Buffer): void {
     this.host.frame(OP_SEND, this.id, buf);
+  }
+  membership(groups: number[], on: boolean): void {
+    this.host.frame(OP_MEMBERSHIP, this.id, Buffer.from(JSON.stringify({ groups, on })));
   }
   close(): void {
     this.host.frame(OP_CLOSE, this.id, Buffer.alloc(0));

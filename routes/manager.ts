@@ -2,7 +2,6 @@
 // number equal to the desired set, IPv4 and IPv6. It never changes or removes a route of any
 // other protocol (CONTRACT §4) and removes nothing before it has been given a full desired set.
 import { EventEmitter } from 'node:events';
-import { isIPv4 } from 'node:net';
 import { canonicalCidr, parseCidr, parseIp } from '../datastore/net.js';
 import { logger, type Logger } from '../agent/log.js';
 import { counter, gauge, histogram } from '../agent/metrics.js';
@@ -36,6 +35,7 @@ import {
   encodeRoute,
   encodeRouteDump,
   parseMessages,
+  v4Octets,
   type KernelLink,
   type KernelRoute,
   type RouteSpec,
@@ -80,7 +80,24 @@ export function formatRoute(r: DesiredRoute): string {
 }
 
 /** Validates and canonicalises a desired route; throws an Error naming the problem. */
+/** Canonical `a.b.c.d/n` for plain IPv4 CIDR text, or undefined (then the general path runs). */
+function canonV4Cidr(text: string): string | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const o = v4Octets(text.slice(0, slash));
+  const ptext = text.slice(slash + 1);
+  if (!o || !/^\d{1,2}$/.test(ptext)) return undefined;
+  const plen = Number(ptext);
+  if (plen > 32) return undefined;
+  const v = ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0;
+  const m = plen === 0 ? 0 : (0xffffffff << (32 - plen)) >>> 0;
+  const n = (v & m) >>> 0;
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${plen}`;
+}
+
 export function normaliseRoute(r: DesiredRoute): DesiredRoute {
+  const fast = typeof r.dst === 'string' ? canonV4Cidr(r.dst) : undefined;
+  if (fast) return normaliseV4(r, fast);
   const c = parseCidr(r.dst);
   if (!c) throw new Error(`route ${JSON.stringify(r.dst)}: invalid destination CIDR`);
   const dst = canonicalCidr(r.dst);
@@ -120,6 +137,51 @@ export function normaliseRoute(r: DesiredRoute): DesiredRoute {
   return out;
 }
 
+/** The IPv4 fast path of normaliseRoute (same rules, no BigInt). */
+function normaliseV4(r: DesiredRoute, dst: string): DesiredRoute {
+  const t = r.type;
+  if (t !== 'unicast' && t !== 'blackhole' && t !== 'unreachable') throw new Error(`route ${dst}: invalid type ${JSON.stringify(t)}`);
+  const out: DesiredRoute = { dst, type: t };
+  if (r.table !== undefined && r.table !== RT_TABLE_MAIN) {
+    if (!Number.isInteger(r.table) || r.table < 1 || r.table > 0xfffffffe) throw new Error(`route ${dst}: invalid table ${r.table}`);
+    out.table = r.table;
+  }
+  if (t === 'unicast') {
+    if (!r.dev && !r.via) throw new Error(`route ${dst}: a unicast route needs dev or via`);
+    if (r.dev) {
+      if (!/^[^\s/]{1,15}$/.test(r.dev)) throw new Error(`route ${dst}: invalid interface name ${JSON.stringify(r.dev)}`);
+      out.dev = r.dev;
+    }
+    if (r.via) {
+      if (!v4Octets(r.via)) throw new Error(`route ${dst}: gateway ${JSON.stringify(r.via)} is not an IPv4 address`);
+      out.via = r.via;
+    }
+    if (r.onlink) {
+      if (!out.dev) throw new Error(`route ${dst}: onlink needs dev`);
+      out.onlink = true;
+    }
+    out.scope = r.scope ?? (out.via ? 'universe' : 'link');
+  } else out.scope = 'universe';
+  if (r.src) {
+    if (!v4Octets(r.src)) throw new Error(`route ${dst}: src ${JSON.stringify(r.src)} is not an IPv4 address`);
+    out.src = r.src;
+  }
+  if (r.mtu !== undefined) {
+    if (!Number.isInteger(r.mtu) || r.mtu < 68 || r.mtu > 65535) throw new Error(`route ${dst}: invalid mtu ${r.mtu}`);
+    out.mtu = r.mtu;
+  }
+  return out;
+}
+
+/** True when raw input `r` normalises to the already-normalised `n` (cheap check, no parsing). */
+function sameInput(n: DesiredRoute, r: DesiredRoute): boolean {
+  if (!r || n.dst !== r.dst || n.type !== r.type || n.dev !== r.dev || n.via !== r.via || !!n.onlink !== !!r.onlink) return false;
+  if (n.src !== r.src || n.mtu !== r.mtu || (n.table ?? RT_TABLE_MAIN) !== (r.table ?? RT_TABLE_MAIN)) return false;
+  const v4 = !n.dst.includes(':');
+  const dflt = v4 ? (n.type === 'unicast' && !n.via ? 'link' : 'universe') : undefined;
+  return r.scope === undefined ? n.scope === dflt : v4 && (n.type === 'unicast' ? r.scope === n.scope : n.scope === 'universe');
+}
+
 function sameRoute(a: DesiredRoute, b: DesiredRoute): boolean {
   return (
     a.dst === b.dst &&
@@ -133,6 +195,9 @@ function sameRoute(a: DesiredRoute, b: DesiredRoute): boolean {
     (a.table ?? RT_TABLE_MAIN) === (b.table ?? RT_TABLE_MAIN)
   );
 }
+
+/** Above this many operations in one pass, route events are paused and the kernel re-read after. */
+const QUIET_THRESHOLD = 1000;
 
 const TYPE_NUM = { unicast: RTN_UNICAST, blackhole: RTN_BLACKHOLE, unreachable: RTN_UNREACHABLE } as const;
 
@@ -213,7 +278,7 @@ export class RouteManager extends EventEmitter {
 
   private conn?: NlConn;
   private events?: NlChannel;
-  private readonly desired = new Map<string, DesiredRoute>();
+  private desired = new Map<string, DesiredRoute>();
   /** routes of our protocol in the kernel, by kernel identity */
   private readonly kernel = new Map<string, KernelRoute>();
   /** kernel identities held by routes of other protocols */
@@ -224,13 +289,19 @@ export class RouteManager extends EventEmitter {
   private readonly failures = new Map<string, { sig: string; error: string }>();
   private readonly explicitRemovals = new Set<string>();
   private readonly recentErrors: string[] = [];
-  private waitingForInterface = 0;
+
   private haveDesired = false;
   private started = false;
   private stopped = false;
 
-  private dirty = false;
+  /** a full pass is due (start, dump, link change) */
+  private fullDirty = false;
+  /** route keys to look at in the next incremental pass */
+  private dirtyKeys = new Set<string>();
+  private readonly programmedKeys = new Set<string>();
+  private readonly waitingKeys = new Set<string>();
   private needDump = false;
+  private needCatchUp = false;
   private running?: Promise<void>;
   private dumping = false;
   private queuedEvents: Buffer[] = [];
@@ -259,7 +330,7 @@ export class RouteManager extends EventEmitter {
   /** Reads links and our routes from the kernel and follows netlink events. Changes nothing. */
   async start(): Promise<void> {
     if (this.started) return;
-    this.events = await this.host.openNetlink({ groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE], rcvbuf: 4 * 1024 * 1024 });
+    this.events = await this.host.openNetlink({ groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE], rcvbuf: 8 * 1024 * 1024 });
     this.events.on('message', (b: Buffer) => this.onEvent(b));
     this.events.on('error', (e: Error & { code?: string }) => {
       // ENOBUFS: we missed events; only a full dump tells the truth again.
@@ -287,19 +358,30 @@ export class RouteManager extends EventEmitter {
   setDesired(routes: DesiredRoute[]): Promise<void> {
     const next = new Map<string, DesiredRoute>();
     for (const r of routes) {
-      const n = this.tryNormalise(r);
+      // unchanged input: reuse the normalised route (a 10% change costs 10%, not a reload)
+      const rawKey = `${r?.table ?? RT_TABLE_MAIN}|${r?.dst}`;
+      const prev = this.desired.get(rawKey);
+      const n = prev && sameInput(prev, r) ? prev : this.tryNormalise(r);
       if (!n) continue;
-      const k = routeKey(n);
-      if (next.has(k) && !sameRoute(next.get(k)!, n)) this.error(`two desired routes for ${k}: ${formatRoute(next.get(k)!)} and ${formatRoute(n)}; keeping the first`);
-      else next.set(k, n);
+      const k = n === prev ? rawKey : routeKey(n);
+      const have = next.get(k);
+      if (have) {
+        if (!sameRoute(have, n)) this.error(`two desired routes for ${k}: ${formatRoute(have)} and ${formatRoute(n)}; keeping the first`);
+        continue;
+      }
+      next.set(k, n);
+      const old = this.desired.get(k);
+      if (old !== n && (!old || !sameRoute(old, n))) this.dirtyKeys.add(k);
     }
-    this.desired.clear();
-    for (const [k, v] of next) this.desired.set(k, v);
+    for (const k of this.desired.keys()) if (!next.has(k)) this.dirtyKeys.add(k);
+    this.desired = next;
     this.explicitRemovals.clear();
     const first = !this.haveDesired;
     this.haveDesired = true;
-    if (first) this.scheduleResync();
-    this.dirty = true;
+    if (first) {
+      this.scheduleResync();
+      this.fullDirty = true;
+    }
     return this.kickAndWait();
   }
 
@@ -312,6 +394,7 @@ export class RouteManager extends EventEmitter {
       })();
       if (!k) continue;
       this.desired.delete(k);
+      this.dirtyKeys.add(k);
       this.failures.delete(k);
       this.conflicts.delete(k);
       if (!this.haveDesired) this.explicitRemovals.add(k);
@@ -321,15 +404,15 @@ export class RouteManager extends EventEmitter {
       if (!n) continue;
       const k = routeKey(n);
       this.desired.set(k, n);
+      this.dirtyKeys.add(k);
       this.explicitRemovals.delete(k);
     }
-    this.dirty = true;
     return this.kickAndWait();
   }
 
   /** Resolves when no work is pending (tests, benchmarks). */
   settled(): Promise<void> {
-    if (!this.running && !this.dirty && !this.needDump) return Promise.resolve();
+    if (!this.running && !this.pending() && !this.needDump && !this.needCatchUp) return Promise.resolve();
     return new Promise((r) => this.waiters.push(r));
   }
 
@@ -352,21 +435,19 @@ export class RouteManager extends EventEmitter {
   }
 
   status(): RouteManagerStatus {
-    let programmed = 0;
-    for (const [, r] of this.desired) {
-      const k = this.kernel.get(kid(r.table ?? RT_TABLE_MAIN, r.dst, defaultPriority(r.dst)));
-      if (k && this.matches(k, r)) programmed++;
-    }
+    const programmed = this.programmedKeys.size;
+    let stale = 0;
+    for (const [, k] of this.kernel) if (!this.wanted(k)) stale++;
     const conflicts = [...this.conflicts].map(([route, reason]) => ({ route, reason }));
     const failures = [...this.failures].map(([route, f]) => ({ route, error: f.error }));
     return {
       protocol: this.protocol,
       started: this.started,
       haveDesired: this.haveDesired,
-      inSync: this.haveDesired && programmed + this.waitingForInterface + conflicts.length + failures.length >= this.desired.size && this.staleCount() === 0,
+      inSync: this.haveDesired && !this.pending() && !this.needDump && programmed + this.waitingKeys.size + conflicts.length + failures.length >= this.desired.size && stale === 0,
       desired: this.desired.size,
       programmed,
-      waitingForInterface: this.waitingForInterface,
+      waitingForInterface: this.waitingKeys.size,
       conflicts,
       failures,
       lastSync: this.lastSync?.toISOString(),
@@ -396,10 +477,9 @@ export class RouteManager extends EventEmitter {
     if (this.recentErrors.length > 20) this.recentErrors.shift();
   }
 
-  private staleCount(): number {
-    let n = 0;
-    for (const [, k] of this.kernel) if (!this.wanted(k)) n++;
-    return n;
+
+  private pending(): boolean {
+    return this.fullDirty || this.dirtyKeys.size > 0;
   }
 
   private wanted(k: KernelRoute): boolean {
@@ -430,18 +510,29 @@ export class RouteManager extends EventEmitter {
     this.running = (async () => {
       // Let a burst of events or calls coalesce into one pass.
       await new Promise((r) => setImmediate(r));
-      while ((this.dirty || this.needDump) && !this.stopped) {
+      while ((this.pending() || this.needDump || this.needCatchUp) && !this.stopped) {
+        // the desired set is applied: callers need not wait for the catch-up re-read
+        if (!this.pending() && !this.needDump) for (const w of this.waiters.splice(0)) w();
         try {
+          if (this.needCatchUp && !this.needDump) {
+            this.needCatchUp = false;
+            await this.dumpKernel();
+            this.fullDirty = true;
+          }
           if (this.needDump) {
+            this.needCatchUp = false;
             this.needDump = false;
             this.resyncs++;
             mResync().inc();
             await this.dumpKernel();
             this.failures.clear();
-            this.dirty = true;
+            this.fullDirty = true;
           }
-          this.dirty = false;
-          if (this.haveDesired || this.explicitRemovals.size || this.desired.size) await this.reconcile();
+          const full = this.fullDirty;
+          const keys = this.dirtyKeys;
+          this.fullDirty = false;
+          this.dirtyKeys = new Set();
+          if (this.haveDesired || this.explicitRemovals.size || this.desired.size) await this.reconcile(full, keys);
         } catch (e) {
           this.error(`route sync failed: ${(e as Error).message}`);
           // back off, then try again with a fresh view of the kernel
@@ -516,12 +607,12 @@ export class RouteManager extends EventEmitter {
           const before = this.kernel.get(id);
           this.absorbRoute(m.type, r);
           // ignore the echo of our own change
-          if (m.type === RTM_DELROUTE || !before || !sameKernel(before, r)) touched = true;
+          if (m.type === RTM_DELROUTE || !before || !sameKernel(before, r)) this.dirtyKeys.add(`${r.table}|${r.dst}`);
         } else {
           const wasForeign = this.foreign.has(id);
           this.absorbRoute(m.type, r);
           const k = `${r.table}|${r.dst}`;
-          if (this.desired.has(k) && (m.type === RTM_NEWROUTE || wasForeign)) touched = true;
+          if (this.desired.has(k) && (m.type === RTM_NEWROUTE || wasForeign)) this.dirtyKeys.add(k);
           if (m.type === RTM_DELROUTE) this.conflicts.delete(k);
         }
       } else if (m.type === RTM_NEWLINK || m.type === RTM_DELLINK) {
@@ -546,10 +637,8 @@ export class RouteManager extends EventEmitter {
         }
       }
     }
-    if (touched) {
-      this.dirty = true;
-      this.kick();
-    }
+    if (touched) this.fullDirty = true;
+    if (this.pending() || this.needDump) this.kick();
   }
 
   private ifindexFor(r: DesiredRoute): number | undefined | null {
@@ -575,7 +664,7 @@ export class RouteManager extends EventEmitter {
   }
 
   private specOf(r: DesiredRoute, oif: number | undefined): RouteSpec {
-    const v4 = isIPv4(r.dst.split('/')[0]);
+    const v4 = !r.dst.includes(':');
     return {
       family: v4 ? AF_INET : AF_INET6,
       dst: r.dst,
@@ -592,56 +681,88 @@ export class RouteManager extends EventEmitter {
     };
   }
 
-  private async reconcile(): Promise<void> {
+  /** Plans what one desired route needs (nothing, add or replace), keeping the counters. */
+  private plan(key: string, r: DesiredRoute, ups: Op[]): void {
+    const id = kid(r.table ?? RT_TABLE_MAIN, r.dst, defaultPriority(r.dst));
+    const oif = this.ifindexFor(r);
+    if (oif === null) {
+      this.waitingKeys.add(key);
+      this.programmedKeys.delete(key);
+      return;
+    }
+    if (this.waitingKeys.size) this.waitingKeys.delete(key);
+    const k = this.kernel.get(id);
+    if (k && this.matches(k, r)) {
+      this.programmedKeys.add(key);
+      if (this.failures.size) this.failures.delete(key);
+      if (this.conflicts.size) this.conflicts.delete(key);
+      return;
+    }
+    this.programmedKeys.delete(key);
+    if (!k && this.foreign.has(id)) {
+      this.conflicts.set(key, `a route of another protocol holds ${r.dst} (table ${r.table ?? RT_TABLE_MAIN}); left alone`);
+      return;
+    }
+    if (this.conflicts.size) this.conflicts.delete(key);
+    const f = this.failures.get(key);
+    if (f && f.sig === formatRoute(r) + `@${oif ?? ''}`) return; // failed before: retried on the next full resync
+    ups.push({ kind: k ? 'replace' : 'add', key, spec: this.specOf(r, oif), route: r });
+  }
+
+  private delOp(id: string, k: KernelRoute): Op {
+    return {
+      kind: 'del',
+      key: id,
+      spec: {
+        family: k.family,
+        dst: k.dst,
+        table: k.table,
+        protocol: this.protocol,
+        rtype: k.rtype,
+        scope: 255, // RT_SCOPE_NOWHERE: any scope
+        flags: 0,
+        priority: k.priority,
+      },
+    };
+  }
+
+  /** One pass: everything (`full`), or just the routes under `keys`. */
+  private async reconcile(full: boolean, keys: Set<string>): Promise<void> {
     const t0 = process.hrtime.bigint();
     const dels: Op[] = [];
     const ups: Op[] = [];
-    let waiting = 0;
-    // stale routes of ours
-    for (const [id, k] of this.kernel) {
-      if (this.wanted(k)) continue;
-      const key = `${k.table}|${k.dst}`;
-      if (!this.haveDesired && !this.explicitRemovals.has(key)) continue;
-      dels.push({
-        kind: 'del',
-        key: id,
-        spec: {
-          family: k.family,
-          dst: k.dst,
-          table: k.table,
-          protocol: this.protocol,
-          rtype: k.rtype,
-          scope: 255, // RT_SCOPE_NOWHERE: any scope
-          flags: 0,
-          priority: k.priority,
-        },
-      });
+    if (full) {
+      this.programmedKeys.clear();
+      this.waitingKeys.clear();
+      // stale routes of ours
+      for (const [id, k] of this.kernel) {
+        if (this.wanted(k)) continue;
+        if (!this.haveDesired && !this.explicitRemovals.has(`${k.table}|${k.dst}`)) continue;
+        dels.push(this.delOp(id, k));
+      }
+      for (const [key, r] of this.desired) this.plan(key, r, ups);
+    } else {
+      for (const key of keys) {
+        const r = this.desired.get(key);
+        if (r) {
+          this.plan(key, r, ups);
+          continue;
+        }
+        this.programmedKeys.delete(key);
+        this.waitingKeys.delete(key);
+        if (!this.haveDesired && !this.explicitRemovals.has(key)) continue;
+        const bar = key.indexOf('|');
+        const dst = key.slice(bar + 1);
+        const id = kid(Number(key.slice(0, bar)), dst, defaultPriority(dst));
+        const k = this.kernel.get(id);
+        if (k) dels.push(this.delOp(id, k));
+      }
     }
-    for (const [key, r] of this.desired) {
-      const id = kid(r.table ?? RT_TABLE_MAIN, r.dst, defaultPriority(r.dst));
-      const oif = this.ifindexFor(r);
-      if (oif === null) {
-        waiting++;
-        continue;
-      }
-      const k = this.kernel.get(id);
-      if (k && this.matches(k, r)) {
-        this.failures.delete(key);
-        this.conflicts.delete(key);
-        continue;
-      }
-      if (!k && this.foreign.has(id)) {
-        this.conflicts.set(key, `a route of another protocol holds ${r.dst} (table ${r.table ?? RT_TABLE_MAIN}); left alone`);
-        continue;
-      }
-      this.conflicts.delete(key);
-      const spec = this.specOf(r, oif);
-      const sig = formatRoute(r) + `@${oif ?? ''}`;
-      const f = this.failures.get(key);
-      if (f && f.sig === sig) continue; // failed before, retried on the next full resync
-      ups.push({ kind: k ? 'replace' : 'add', key, spec, route: r });
-    }
-    this.waitingForInterface = waiting;
+    // A large apply would flood our own event socket with its echoes (and the netlink package
+    // aborts the process on ENOBUFS): leave the route groups meanwhile and re-read the kernel
+    // afterwards, which also catches anything others changed in that window.
+    const quiet = dels.length + ups.length > QUIET_THRESHOLD;
+    if (quiet) this.events!.membership([RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE], false);
     if (dels.length || ups.length) {
       const conn = this.conn!;
       const write = (w: Parameters<Parameters<typeof runBatched>[2]>[0], op: Op, seq: number, ack: number) => {
@@ -681,15 +802,20 @@ export class RouteManager extends EventEmitter {
             tos: 0,
           });
           this.failures.delete(op.key!);
+          this.programmedKeys.add(op.key!);
         } else this.opFailed(op, e);
       });
       this.log.debug({ deleted: dels.length, upserted: ups.length }, 'routes applied');
+    }
+    if (quiet) {
+      this.events!.membership([RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE], true);
+      this.needCatchUp = true;
     }
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     mSync().observe(secs);
     this.lastSync = new Date();
     this.lastSyncMs = secs * 1000;
-    mProgrammed().set(this.status().programmed);
+    mProgrammed().set(this.programmedKeys.size);
   }
 
   private opFailed(op: Op, errno: number): void {

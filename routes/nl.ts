@@ -187,8 +187,30 @@ export class NlWriter {
   }
 }
 
+/** Dotted-quad text to its four octets (undefined when not a plain IPv4 address). */
+export function v4Octets(ip: string): number[] | undefined {
+  const a = ip.split('.');
+  if (a.length !== 4) return undefined;
+  const out = new Array<number>(4);
+  for (let i = 0; i < 4; i++) {
+    const t = a[i];
+    if (t.length === 0 || t.length > 3) return undefined;
+    let v = 0;
+    for (let j = 0; j < t.length; j++) {
+      const c = t.charCodeAt(j) - 48;
+      if (c < 0 || c > 9) return undefined;
+      v = v * 10 + c;
+    }
+    if (v > 255 || (t.length > 1 && t[0] === '0')) return undefined;
+    out[i] = v;
+  }
+  return out;
+}
+
 /** Address text to its network-order bytes. */
 export function ipBytes(ip: string): number[] {
+  const v4 = v4Octets(ip);
+  if (v4) return v4;
   const p = parseIp(ip);
   if (!p) throw new Error(`invalid IP address ${JSON.stringify(ip)}`);
   const n = p.version === 4 ? 4 : 16;
