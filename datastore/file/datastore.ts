@@ -438,7 +438,7 @@ export class FileDatastore implements Datastore {
         // that read and the watchers' start is missed.
         ev.push(...(await this.rescan()));
       }
-      const snapshot: DatastoreEvent[] = [{ type: 'status', state: this.connected ? 'connected' : 'disconnected', reason: this.reason }];
+      const snapshot: DatastoreEvent[] = this.connected ? [] : [{ type: 'status', state: 'disconnected', reason: this.reason }];
       for (const [key, w] of this.winners) snapshot.push({ type: 'update', key, kind: w.entry.kind, resource: clone(w.entry.resource) });
       snapshot.push({ type: 'in-sync' });
       if (this.inSync) this.emit(ev.filter((e) => e.type !== 'status'));
