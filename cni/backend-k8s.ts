@@ -13,10 +13,16 @@ export async function openK8sBackend(conf: NetConf): Promise<CniBackend> {
   const store = new K8sIpamStore(client);
   const podPath = (ns: string, pod: string) => `/api/v1/namespaces/${encodeURIComponent(ns)}/pods/${encodeURIComponent(pod)}`;
   const patch = async (ns: string, pod: string, annotations: Record<string, string | null>) => {
-    const r = await client.request('PATCH', `${podPath(ns, pod)}/status`, { metadata: { annotations } }, 'application/merge-patch+json');
-    if (r.status === 404) return false;
-    if (r.status !== 200) throw new K8sHttpError(r.status, `patching pod ${ns}/${pod}: HTTP ${r.status}: ${r.body?.message ?? ''}`);
-    return true;
+    // As Calico: through the status subresource (kubelet-like RBAC: pods/status). An API server
+    // that ignores metadata there gets the same patch on the pod itself.
+    for (const sub of ['/status', '']) {
+      const r = await client.request('PATCH', `${podPath(ns, pod)}${sub}`, { metadata: { annotations } }, 'application/merge-patch+json');
+      if (r.status === 404) return false;
+      if (r.status !== 200) throw new K8sHttpError(r.status, `patching pod ${ns}/${pod}: HTTP ${r.status}: ${r.body?.message ?? ''}`);
+      const got = r.body?.metadata?.annotations ?? {};
+      if (Object.entries(annotations).every(([k, v]) => (v === null ? !(k in got) : got[k] === v))) return true;
+    }
+    throw new K8sHttpError(500, `patching pod ${ns}/${pod}: the API server did not keep the annotations`);
   };
   return {
     store,

@@ -92,6 +92,7 @@ describe('Ipam', () => {
     const [c] = await ipam.assign(req('h3', 'n1', { pools4: ['10.4.0.0/24'] }));
     expect(c.startsWith('10.4.')).toBe(true);
     await expect(ipam.assign(req('h4', 'n1', { pools4: ['10.3.0.0/24'] }))).rejects.toThrow(/disabled/);
+    await expect(ipam.assign(req('h5', 'n2', { pools4: ['10.4.0.0/24'] }))).rejects.toThrow(/no configured IPv4 pools/);
   });
 
   it('assigns a fixed address and refuses one already taken', async () => {

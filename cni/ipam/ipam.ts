@@ -114,9 +114,8 @@ export class Ipam {
         if (p.disabled) throw new IpamError(`requested IP pool ${r} is disabled`);
         pools.push(p);
       }
-      return pools;
-    }
-    pools = pools.filter((p) => !p.disabled && p.allowedUses.includes('Workload'));
+      // as Calico: requested pools must still select the node
+    } else pools = pools.filter((p) => !p.disabled && p.allowedUses.includes('Workload'));
     let labels: Record<string, string> | undefined;
     const out: PoolInfo[] = [];
     for (const p of pools) {

@@ -210,7 +210,14 @@ describe('concurrent ADD/DEL on three nodes', () => {
         close: async () => undefined,
       }, Math.min(PER_NODE_OTHERS, PER_NODE));
     } finally {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 300 });
+      } catch (e) {
+        const { readdirSync } = await import('node:fs');
+        console.error(`leftover in ${dir}: ${JSON.stringify(readdirSync(dir, { recursive: true }))}`);
+        throw e;
+      }
     }
   }, 240_000);
 });

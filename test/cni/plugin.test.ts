@@ -289,3 +289,91 @@ describe('petrel CNI plugin (etcd)', () => {
     expect(keys('/calico/ipam/v2/handle/')).toEqual([]);
   });
 });
+
+describe('petrel CNI plugin (file datastore, pod and namespace annotations)', () => {
+  let dir: string;
+  const fconf = () => ({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'petrel', datastore_type: 'file', datastore_path: dir, nodename: 'node-f', ipam: { type: 'petrel-ipam' } });
+  const callNs = (command: 'ADD' | 'DEL', pod: NS, id: string, ns: string, name: string) =>
+    execPlugin(join(inst.binDir, 'petrel'), JSON.stringify(fconf()), {
+      command, containerId: id, netns: netnsPath(pod), ifname: 'eth0', args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name}`, cniPath: inst.cniPath, node,
+    });
+
+  beforeAll(async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    dir = mkdtempSync(join(tmpdir(), 'ptcn-fds-'));
+    writeFileSync(join(dir, 'cluster.yaml'), `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: main}
+spec: {cidr: 10.230.0.0/24, blockSize: 28}
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: special}
+spec: {cidr: 10.231.0.0/24, blockSize: 28, nodeSelector: "has(kubernetes.io/hostname)"}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata:
+  name: node-f
+  labels: {kubernetes.io/hostname: node-f}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team
+  annotations: {cni.projectcalico.org/ipv4pools: '["special"]'}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: fixed
+  namespace: default
+  annotations: {cni.projectcalico.org/ipAddrs: '["10.230.0.50"]'}
+spec: {nodeName: node-f, containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pooled
+  namespace: default
+  annotations: {cni.projectcalico.org/ipv4pools: '["10.231.0.0/24"]'}
+spec: {nodeName: node-f, containers: [{name: c, image: x}]}
+`);
+  });
+  afterAll(async () => {
+    const { rmSync } = await import('node:fs');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ipAddrs gives the pod exactly that address; ipv4pools (pod or namespace) picks the pool (which must select the node)', async () => {
+    const { existsSync, readdirSync } = await import('node:fs');
+    const [p1, p2, p3, p4] = [await newPod(), await newPod(), await newPod(), await newPod()];
+    const r1 = await callNs('ADD', p1, 'f-fixed-1', 'default', 'fixed');
+    expect(r1.code, r1.stdout).toBe(0);
+    expect(r1.json.ips[0].address).toBe('10.230.0.50/32');
+    const r2 = await callNs('ADD', p2, 'f-pooled-1', 'default', 'pooled');
+    expect(r2.code, r2.stdout).toBe(0);
+    expect(r2.json.ips[0].address).toMatch(/^10\.231\.0\./);
+    const r3 = await callNs('ADD', p3, 'f-team-1', 'team', 'anything');
+    expect(r3.code, r3.stdout).toBe(0);
+    expect(r3.json.ips[0].address).toMatch(/^10\.231\.0\./);
+    // the same fixed address for another container: refused, and nothing is left behind
+    const linksBefore = await links(node);
+    const r4 = await callNs('ADD', p4, 'f-fixed-2', 'default', 'fixed');
+    expect(r4.code).not.toBe(0);
+    expect(r4.json.code).toBe(100);
+    expect(r4.json.msg).toMatch(/in use/);
+    expect(await links(node)).toEqual(linksBefore);
+    expect(await reach(p1, NODE4)).toBe(true);
+    // endpoints and IPAM objects are manifests in the datastore directory
+    expect(existsSync(join(dir, 'workloadendpoints', 'default', 'node--f-k8s-fixed-eth0.json'))).toBe(true);
+    expect(readdirSync(join(dir, 'ipamhandles')).sort()).toEqual(['k8s-pod-network.f-fixed-1.json', 'k8s-pod-network.f-pooled-1.json', 'k8s-pod-network.f-team-1.json']);
+    expect(readdirSync(join(dir, 'blockaffinities')).length).toBe(2);
+    for (const [p, id, ns, name] of [[p1, 'f-fixed-1', 'default', 'fixed'], [p2, 'f-pooled-1', 'default', 'pooled'], [p3, 'f-team-1', 'team', 'anything']] as const) {
+      expect((await callNs('DEL', p, id, ns, name)).code).toBe(0);
+    }
+    expect(readdirSync(join(dir, 'workloadendpoints', 'default'))).toEqual([]);
+    expect(readdirSync(join(dir, 'ipamhandles'))).toEqual([]);
+  });
+});
