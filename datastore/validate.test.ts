@@ -129,7 +129,11 @@ const cases: Case[] = [
   { name: 'GlobalNetworkSet bad net', doc: calico('GlobalNetworkSet', { nets: ['a.b.c.d/8'] }), bad: 'spec.nets[0]' },
   { name: 'Profile labelsToApply', doc: calico('Profile', { labelsToApply: { 'bad key!': 'x' } }), bad: 'spec.labelsToApply["bad key!"]' },
   // --- FelixConfiguration / IPAM
-  { name: 'FelixConfiguration used fields', doc: calico('FelixConfiguration', { routeRefreshInterval: '90s', iptablesRefreshInterval: '3m', interfacePrefix: 'cali', vxlanVNI: 4096, vxlanPort: 4789, defaultEndpointToHostAction: 'Drop', failsafeInboundHostPorts: [{ protocol: 'tcp', port: 22 }], routeTableRange: { min: 1, max: 250 } }, { name: 'default' }) },
+  { name: 'FelixConfiguration used fields', doc: calico('FelixConfiguration', { routeRefreshInterval: '90s', iptablesRefreshInterval: '3m', interfacePrefix: 'cali', vxlanVNI: 4096, vxlanPort: 4789, defaultEndpointToHostAction: 'Drop', failsafeInboundHostPorts: [{ protocol: 'tcp', port: 22 }] }, { name: 'default' }) },
+  { name: 'FelixConfiguration typed field Petrel ignores warns', doc: calico('FelixConfiguration', { routeTableRange: { min: 1, max: 250 } }, { name: 'default' }), warn: 'spec.routeTableRange' },
+  { name: 'FelixConfiguration routeTableRange min > max', doc: calico('FelixConfiguration', { routeTableRange: { min: 9, max: 2 } }, { name: 'default' }), bad: 'spec.routeTableRange.min' },
+  { name: 'rule services is a warning', doc: rule({ action: 'Allow', destination: { services: { name: 'kubernetes', namespace: 'default' } } }), warn: 'spec.ingress[0].destination.services' },
+  { name: 'rule services with ports', doc: rule({ action: 'Allow', protocol: 'TCP', destination: { services: { name: 'kubernetes' }, ports: [443] } }), bad: 'spec.ingress[0].destination.ports' },
   { name: 'FelixConfiguration bad duration', doc: calico('FelixConfiguration', { routeRefreshInterval: '90' }, { name: 'default' }), bad: 'spec.routeRefreshInterval' },
   { name: 'FelixConfiguration vxlanVNI range', doc: calico('FelixConfiguration', { vxlanVNI: 0 }, { name: 'default' }), bad: 'spec.vxlanVNI' },
   { name: 'FelixConfiguration documented field warns', doc: calico('FelixConfiguration', { bpfEnabled: true }, { name: 'default' }), warn: 'spec.bpfEnabled' },

@@ -181,7 +181,7 @@ const bgpConfigSpec = obj({
   listenPort: int(1, 65535),
   nodeMeshPassword: secretKeyRef,
   nodeMeshMaxRestartTime: duration,
-  bindMode: oneOf(['None', 'NodeIP']),
+  bindMode: unimplemented(oneOf(['None', 'NodeIP']), 'Petrel listens on every address'),
   ignoredInterfaces: unimplemented(list(str({ pattern: /^[a-zA-Z0-9_.*-]{1,15}$/ }))),
   localWorkloadPeeringIPV4: unimplemented(ip(4)),
   localWorkloadPeeringIPV6: unimplemented(ip(6)),
@@ -230,7 +230,7 @@ const bgpPeerSpec = obj({
   nodeSelector: selector(),
   peerIP: ipPort,
   asNumber: asn,
-  localASNumber: asn,
+  localASNumber: unimplemented(asn),
   peerSelector: selector(),
   keepOriginalNextHop: bool,
   nextHopMode: oneOf(['Auto', 'Self', 'Keep']),
@@ -347,7 +347,8 @@ const routeTableRange = refine(obj({ min: required(int(1, 4294967295)), max: req
   if (v.min > v.max) ctx.error(join(path, 'min'), `min ${v.min} cannot be greater than max ${v.max}`);
 });
 
-const FELIX_IMPLEMENTED: Record<string, Check> = {
+/** FelixConfiguration fields whose values are checked (Calico's types and ranges). */
+const FELIX_TYPED: Record<string, Check> = {
   routeRefreshInterval: duration,
   interfaceRefreshInterval: duration,
   iptablesRefreshInterval: duration,
@@ -360,7 +361,9 @@ const FELIX_IMPLEMENTED: Record<string, Check> = {
   iptablesFilterAllowAction: oneOf(['Accept', 'Return'], { caseInsensitive: true }),
   iptablesMangleAllowAction: oneOf(['Accept', 'Return'], { caseInsensitive: true }),
   iptablesFilterDenyAction: oneOf(['Drop', 'Reject'], { caseInsensitive: true }),
+  iptablesBackend: oneOf(['Legacy', 'NFT', 'Auto'], { caseInsensitive: true }),
   iptablesMarkMask: int(0, 4294967295),
+  logPrefix: string,
   ipipEnabled: bool,
   ipipMTU: int(0, 65535),
   vxlanEnabled: bool,
@@ -385,11 +388,38 @@ const FELIX_IMPLEMENTED: Record<string, Check> = {
   logSeverityScreen: logSeverity,
 };
 
+/**
+ * The FelixConfiguration fields Petrel's agent honours (agent/calc, routes/, acl/). Every other
+ * field, typed above or not, is accepted with a warning naming it. Keep in step with the code.
+ */
+export const FELIX_USED = new Set([
+  'routeRefreshInterval',
+  'iptablesRefreshInterval',
+  'interfacePrefix',
+  'chainInsertMode',
+  'defaultEndpointToHostAction',
+  'iptablesFilterAllowAction',
+  'iptablesFilterDenyAction',
+  'iptablesBackend',
+  'logPrefix',
+  'ipipEnabled',
+  'ipipMTU',
+  'vxlanEnabled',
+  'vxlanMTU',
+  'vxlanMTUV6',
+  'vxlanPort',
+  'vxlanVNI',
+  'failsafeInboundHostPorts',
+  'failsafeOutboundHostPorts',
+  'maxIpsetSize',
+  'disableConntrackInvalidCheck',
+]);
+
 /** Calico's other FelixConfiguration fields (accepted; a warning names each one set). */
 const FELIX_OTHER = (
   'nodeSelector useInternalDataplaneDriver dataplaneDriver dataplaneWatchdogTimeout ipv6Support iptablesLockProbeInterval ' +
-  'featureDetectOverride featureGates iptablesBackend xdpRefreshInterval netlinkTimeout metadataAddr metadataPort openstackRegion ' +
-  'logPrefix logActionRateLimit logActionRateLimitBurst logFilePath logSeverityFile logSeveritySys logDebugFilenameRegex ' +
+  'featureDetectOverride featureGates xdpRefreshInterval netlinkTimeout metadataAddr metadataPort openstackRegion ' +
+  'logActionRateLimit logActionRateLimitBurst logFilePath logSeverityFile logSeveritySys logDebugFilenameRegex ' +
   'allowVXLANPacketsFromWorkloads allowIPIPPacketsFromWorkloads reportingInterval reportingTTL endpointReportingEnabled ' +
   'endpointReportingDelay endpointStatusPathPrefix healthTimeoutOverrides prometheusMetricsHost prometheusGoMetricsEnabled ' +
   'prometheusProcessMetricsEnabled prometheusWireGuardMetricsEnabled prometheusMetricsCAFile prometheusMetricsCertFile ' +
@@ -417,13 +447,13 @@ const FELIX_OTHER = (
   'localSubnetL2Reachability localSubnetL2ReachabilityRefreshInterval windowsManageFirewallRules goGCThreshold ' +
   'goMemoryLimitMB goMaxProcs requireMTUFile bpfMaglevMaxEndpointsPerService bpfMaglevMaxServices ' +
   // older releases
-  'ipsetsRefreshInterval iptablesNATOutgoingInterfaceFilter bpfKubeProxyEndpointSlicesEnabled ipv6Support vxlanTunnelMACAddr'
+  'bpfKubeProxyEndpointSlicesEnabled'
 )
   .split(/\s+/)
-  .filter((f) => f && !(f in FELIX_IMPLEMENTED));
+  .filter((f) => f && !(f in FELIX_TYPED));
 
 const felixSpec = obj({
-  ...FELIX_IMPLEMENTED,
+  ...Object.fromEntries(Object.entries(FELIX_TYPED).map(([f, check]) => [f, FELIX_USED.has(f) ? check : unimplemented(check)])),
   ...Object.fromEntries(FELIX_OTHER.map((f) => [f, unimplemented(any)])),
 });
 

@@ -17,7 +17,7 @@ const entityRule = obj({
   namespaceSelector: selector({ allowGlobal: true }),
   ports: list(port),
   notPorts: list(port),
-  services: obj({ name: string, namespace: string }),
+  services: unimplemented(obj({ name: string, namespace: string }), 'the rule matches as if it were absent'),
   serviceAccounts: obj({ names: list(string), selector: selector() }),
 });
 
@@ -127,8 +127,8 @@ export const networkPolicySpec = obj(policyCommon);
 export const globalNetworkPolicySpec = obj({
   ...policyCommon,
   namespaceSelector: selector(),
-  doNotTrack: bool,
-  preDNAT: bool,
+  doNotTrack: unimplemented(bool, 'the policy applies as a normal policy'),
+  preDNAT: unimplemented(bool, 'the policy applies as a normal policy'),
   applyOnForward: bool,
 });
 
@@ -151,7 +151,7 @@ export function defaultPolicy(spec: Record<string, any>, labels: Record<string, 
   spec.selector ??= 'all()';
   labels['projectcalico.org/tier'] = spec.tier;
   if (spec.tier !== 'default') {
-    ctx.warn(join(path, 'tier'), `Petrel implements only the "default" tier (there are no Tier resources); tier "${spec.tier}" is not honoured`);
+    ctx.warn(join(path, 'tier'), `Petrel has one tier (no Tier resources); policy tier "${spec.tier}" is ordered within it`);
   }
   if (global) {
     spec.doNotTrack ??= false;
