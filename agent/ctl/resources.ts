@@ -16,7 +16,9 @@ import {
   type Resource,
   ValidationError,
   describeSource,
+  type KindId,
   kindFromUserWord,
+  kindInfo,
   kindOf,
 } from '../../datastore/types.js';
 import { validateResource } from '../../datastore/validate.js';
@@ -280,6 +282,25 @@ export async function deleteVerb(argv: Record<string, unknown>): Promise<void> {
   });
 }
 
+/**
+ * Workload endpoints and profiles that Pods, Namespaces and ServiceAccounts become (as the agent
+ * sees them, CONTRACT §3), so `get weps` / `get profiles` show them as calicoctl does on KDD.
+ */
+async function derivedOf(ds: Datastore, kind: KindId, namespace: string | undefined): Promise<Resource[]> {
+  const sources: KindId[] = kind === 'WorkloadEndpoint' ? ['Pod'] : kind === 'Profile' ? ['Namespace', 'ServiceAccount'] : [];
+  if (sources.length === 0) return [];
+  const { deriveFrom } = await import('../../datastore/derive.js');
+  const out: Resource[] = [];
+  for (const src of sources) {
+    const ns = kindInfo(src).namespaced && namespace !== undefined ? { namespace } : {};
+    for (const r of await ds.list(src, ns)) {
+      const d = deriveFrom(src, r);
+      if (d) out.push(d);
+    }
+  }
+  return out;
+}
+
 export async function getVerb(argv: Record<string, unknown>): Promise<void> {
   const info = kindFromUserWord(String(argv.kind ?? ''));
   if (!info) throw new CtlExit(EXIT_BAD_INPUT, `unknown resource type: ${String(argv.kind)}`);
@@ -289,11 +310,19 @@ export async function getVerb(argv: Record<string, unknown>): Promise<void> {
   const namespace = info.namespaced ? (all ? undefined : ((argv.namespace as string | undefined) ?? 'default')) : undefined;
   const names = ((Array.isArray(argv.name) ? argv.name : argv.name !== undefined ? [argv.name] : []) as unknown[]).map(String);
   const items = await withDatastore(argv, `get ${info.plural}`, async (ds) => {
-    if (names.length === 0) return await ds.list(info.id, namespace !== undefined ? { namespace } : {});
+    const derived = await derivedOf(ds, info.id, namespace);
+    if (names.length === 0) {
+      const stored = await ds.list(info.id, namespace !== undefined ? { namespace } : {});
+      const seen = new Set(stored.map((r) => `${r.metadata.namespace ?? ''}/${r.metadata.name}`));
+      const extra = derived.filter((r) => !seen.has(`${r.metadata.namespace ?? ''}/${r.metadata.name}`));
+      return [...stored, ...extra].sort((a, b) =>
+        `${a.metadata.namespace ?? ''}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace ?? ''}/${b.metadata.name}`),
+      );
+    }
     const found: Resource[] = [];
     const missing: string[] = [];
     for (const n of names) {
-      const r = await ds.get(info.id, n, info.namespaced ? namespace ?? 'default' : undefined);
+      const r = (await ds.get(info.id, n, info.namespaced ? namespace ?? 'default' : undefined)) ?? derived.find((d) => d.metadata.name === n);
       if (r) found.push(r);
       else missing.push(`resource does not exist: ${info.kind}(${namespace ? `${namespace}/` : ''}${n})`);
     }

@@ -240,6 +240,41 @@ spec:
     expect(table.out).toMatch(/^NAME\s+PEERIP\s+NODE\s+ASN\ntor\s+10\.0\.0\.1\s+\(global\)\s+64600\n$/);
   });
 
+  it('get weps / profiles include what Pods, Namespaces and ServiceAccounts become', async () => {
+    writeFileSync(
+      join(work, 'pod.yaml'),
+      `apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-0
+  namespace: shop
+  labels: { app: web }
+spec:
+  nodeName: node-1
+  serviceAccountName: default
+  containers:
+    - name: web
+      image: nginx
+status:
+  podIP: 10.244.1.5
+  podIPs:
+    - ip: 10.244.1.5
+`,
+    );
+    const a = await ctl(dir, 'apply', '-f', join(work, 'pod.yaml'));
+    expect([a.code, a.err]).toEqual([0, '']);
+    const w = await ctl(dir, 'get', 'weps', '-n', 'shop');
+    expect(w.code).toBe(0);
+    expect(w.out).toMatch(/^WORKLOAD\s+NODE\s+NETWORKS\s+INTERFACE\nweb-0\s+node-1\s+10\.244\.1\.5\/32\s+cali[0-9a-f]{11}\n$/);
+    const p = await ctl(dir, 'get', 'profiles');
+    expect(p.out).toContain('kns.shop');
+  });
+
   it('namespaced kinds: -n, -A, default namespace', async () => {
     writeFileSync(
       join(work, 'np.yaml'),
