@@ -136,6 +136,8 @@ const cases: Case[] = [
   { name: 'rule services with ports', doc: rule({ action: 'Allow', protocol: 'TCP', destination: { services: { name: 'kubernetes' }, ports: [443] } }), bad: 'spec.ingress[0].destination.ports' },
   { name: 'FelixConfiguration bad duration', doc: calico('FelixConfiguration', { routeRefreshInterval: '90' }, { name: 'default' }), bad: 'spec.routeRefreshInterval' },
   { name: 'FelixConfiguration vxlanVNI range', doc: calico('FelixConfiguration', { vxlanVNI: 0 }, { name: 'default' }), bad: 'spec.vxlanVNI' },
+  { name: 'unimplemented field at Calico default: no warning', doc: calico('BGPConfiguration', { logSeverityScreen: 'info', bindMode: 'None' }, { name: 'default' }) },
+  { name: 'unimplemented field off its default warns', doc: calico('BGPConfiguration', { logSeverityScreen: 'Debug' }, { name: 'default' }), warn: 'spec.logSeverityScreen' },
   { name: 'FelixConfiguration documented field warns', doc: calico('FelixConfiguration', { bpfEnabled: true }, { name: 'default' }), warn: 'spec.bpfEnabled' },
   { name: 'FelixConfiguration typo is an error', doc: calico('FelixConfiguration', { bpfEnable: true }, { name: 'default' }), bad: 'spec.bpfEnable' },
   { name: 'BlockAffinity', doc: calico('BlockAffinity', { node: 'node-1', cidr: '10.244.0.0/26', state: 'confirmed', deleted: 'false' }, { name: 'node-1-10-244-0-0-26' }), check: (r) => expect(r.spec!.deleted).toBe(false) },

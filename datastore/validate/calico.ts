@@ -169,7 +169,7 @@ function communityValue(v: unknown, path: string, ctx: Ctx): boolean {
 }
 
 const bgpConfigSpec = obj({
-  logSeverityScreen: unimplemented(logSeverity, 'Petrel logs at --log-level'),
+  logSeverityScreen: unimplemented(logSeverity, 'Petrel logs at --log-level', 'Info'),
   nodeToNodeMeshEnabled: bool,
   asNumber: asn,
   serviceLoadBalancerIPs: list(cidrBlock),
@@ -181,7 +181,7 @@ const bgpConfigSpec = obj({
   listenPort: int(1, 65535),
   nodeMeshPassword: secretKeyRef,
   nodeMeshMaxRestartTime: duration,
-  bindMode: unimplemented(oneOf(['None', 'NodeIP']), 'Petrel listens on every address'),
+  bindMode: unimplemented(oneOf(['None', 'NodeIP']), 'Petrel listens on every address', 'None'),
   ignoredInterfaces: unimplemented(list(str({ pattern: /^[a-zA-Z0-9_.*-]{1,15}$/ }))),
   localWorkloadPeeringIPV4: unimplemented(ip(4)),
   localWorkloadPeeringIPV6: unimplemented(ip(6)),
@@ -388,6 +388,20 @@ const FELIX_TYPED: Record<string, Check> = {
   logSeverityScreen: logSeverity,
 };
 
+/** Calico's defaults of typed fields Petrel ignores (setting one to its default is no warning). */
+const FELIX_DEFAULTS: Record<string, unknown> = {
+  interfaceRefreshInterval: '90s',
+  iptablesPostWriteCheckInterval: '5s',
+  ipsetsRefreshInterval: '90s',
+  iptablesMangleAllowAction: 'Accept',
+  iptablesMarkMask: 0xffff0000,
+  deviceRouteProtocol: 3,
+  removeExternalRoutes: true,
+  healthEnabled: true,
+  healthPort: 9099,
+  logSeverityScreen: 'Info',
+};
+
 /**
  * The FelixConfiguration fields Petrel's agent honours (agent/calc, routes/, acl/). Every other
  * field, typed above or not, is accepted with a warning naming it. Keep in step with the code.
@@ -453,7 +467,7 @@ const FELIX_OTHER = (
   .filter((f) => f && !(f in FELIX_TYPED));
 
 const felixSpec = obj({
-  ...Object.fromEntries(Object.entries(FELIX_TYPED).map(([f, check]) => [f, FELIX_USED.has(f) ? check : unimplemented(check)])),
+  ...Object.fromEntries(Object.entries(FELIX_TYPED).map(([f, check]) => [f, FELIX_USED.has(f) ? check : unimplemented(check, undefined, FELIX_DEFAULTS[f])])),
   ...Object.fromEntries(FELIX_OTHER.map((f) => [f, unimplemented(any)])),
 });
 

@@ -43,6 +43,8 @@ export interface FieldSpec {
    * as a warning naming the field (CONTRACT §3). A string adds a note to the warning.
    */
   unimplemented?: boolean | string;
+  /** Calico's default for an unimplemented field: setting it to this is not worth a warning. */
+  calicoDefault?: unknown;
 }
 
 export type Fields = Record<string, Check | FieldSpec>;
@@ -52,7 +54,7 @@ const asSpec = (f: Check | FieldSpec): FieldSpec => (typeof f === 'function' ? {
 /** Marks a field required. */
 export const required = (check: Check): FieldSpec => ({ check, required: true });
 /** Marks a field as Calico's but not Petrel's (warning when set to a non-empty value). */
-export const unimplemented = (check: Check, note?: string): FieldSpec => ({ check, unimplemented: note ?? true });
+export const unimplemented = (check: Check, note?: string, calicoDefault?: unknown): FieldSpec => ({ check, unimplemented: note ?? true, calicoDefault });
 
 /** True for values that Go's `omitempty` would drop: a set field Petrel ignores is worth a warning. */
 function isSet(v: unknown): boolean {
@@ -94,7 +96,8 @@ export function obj(fields: Fields, opts: ObjOptions = {}): Check {
         continue;
       }
       if (v === null || v === undefined) continue;
-      if (spec.unimplemented && isSet(v)) {
+      const atDefault = spec.calicoDefault !== undefined && (v === spec.calicoDefault || (typeof v === 'string' && String(spec.calicoDefault).toLowerCase() === v.toLowerCase()));
+      if (spec.unimplemented && isSet(v) && !atDefault) {
         const note = typeof spec.unimplemented === 'string' ? `; ${spec.unimplemented}` : '';
         ctx.warn(join(path, key), `Petrel does not implement this field; it is accepted and ignored${note}`);
       }
