@@ -16,6 +16,8 @@ export interface NativeSockopt {
   /** 1 connected, 0 in progress, -errno failed. */
   connectStatus(fd: number): number;
   close(fd: number): void;
+  /** malloc_trim(0): return freed malloc memory to the OS. */
+  trimMemory?(): void;
 }
 
 function load(): NativeSockopt | null {

@@ -70,8 +70,8 @@ const mUpdOut = counter<'peer'>({ name: 'petrel_bgp_updates_sent_total', help: '
 const mFlaps = counter<'peer'>({ name: 'petrel_bgp_session_flaps_total', help: 'Established sessions that went down', labelNames: ['peer'] });
 
 /** Input queue limits (messages) for flow control toward a fast sender. */
-const QUEUE_HIGH = 4000;
-const QUEUE_LOW = 1000;
+const QUEUE_HIGH = 512;
+const QUEUE_LOW = 128;
 /** Event-loop slice for route processing: keepalives and timers run between slices. */
 const SLICE_MS = 12;
 
@@ -175,6 +175,8 @@ export class BgpSpeaker implements SessionHost {
   private deferralTimer: NodeJS.Timeout | null = null;
   private metricsTimer: NodeJS.Timeout | null = null;
   private pumpScheduled = false;
+  private processedSinceTrim = 0;
+  private trimTimer: NodeJS.Timeout | null = null;
   private exportScheduled = false;
   private readonly busy = new Set<PeerState>();
   private readonly bestListeners: ((c: RouteChange[]) => void)[] = [];
@@ -667,12 +669,16 @@ export class BgpSpeaker implements SessionHost {
   private pump(): void {
     this.pumpScheduled = false;
     const deadline = performance.now() + SLICE_MS;
-    while (this.busy.size && performance.now() < deadline) {
+    let n = 0;
+    while (this.busy.size) {
       for (const ps of this.busy) {
-        for (let i = 0; i < 32 && ps.qHead < ps.queue.length; i++) {
+        // Round-robin between peers, a few messages each, checking the clock per message.
+        for (let i = 0; i < 8 && ps.qHead < ps.queue.length; i++) {
           const m = ps.queue[ps.qHead]!;
           (ps.queue as any)[ps.qHead++] = undefined;
           this.process(ps, m);
+          n++;
+          if ((n & 3) === 0 && performance.now() >= deadline) break;
         }
         if (ps.qHead >= ps.queue.length) {
           ps.queue = [];
@@ -684,10 +690,28 @@ export class BgpSpeaker implements SessionHost {
         }
         if (ps.queued <= QUEUE_LOW) ps.session.established?.resume();
       }
+      if (performance.now() >= deadline) break;
     }
+    this.processedSinceTrim += n;
     this.emitChanges();
     this.scheduleExport();
     if (this.busy.size) this.schedulePump();
+    else if (this.processedSinceTrim > 1000) this.scheduleTrim();
+  }
+
+  /**
+   * After a large table load, hand the freed TCP buffers back to the OS (glibc keeps freed
+   * malloc memory in its arenas; the RIB itself lives on the V8 heap).
+   */
+  private scheduleTrim(): void {
+    if (this.trimTimer) return;
+    this.trimTimer = setTimeout(() => {
+      this.trimTimer = null;
+      if (this.busy.size) return;
+      this.processedSinceTrim = 0;
+      native?.trimMemory?.();
+    }, 2000);
+    this.trimTimer.unref();
   }
 
   private process(ps: PeerState, m: RawMessage): void {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <malloc.h>
 
 #ifndef IPV6_MINHOPCOUNT
 #define IPV6_MINHOPCOUNT 73
@@ -180,7 +181,14 @@ Napi::Value JsClose(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// trimMemory(): return freed malloc memory to the OS after a large table load.
+Napi::Value JsTrim(const Napi::CallbackInfo& info) {
+  malloc_trim(0);
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("trimMemory", Napi::Function::New(env, JsTrim));
   exports.Set("setMd5", Napi::Function::New(env, JsSetMd5));
   exports.Set("setTtlSecurity", Napi::Function::New(env, JsSetTtlSecurity));
   exports.Set("setUserTimeout", Napi::Function::New(env, JsSetUserTimeout));

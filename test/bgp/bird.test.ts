@@ -2,7 +2,7 @@
 // IPv6 (4-octet ASN), attributes seen by `birdc show route all`, withdrawals both ways,
 // graceful restart (kill -9 Petrel while BIRD holds its routes), hold timer (BIRD SIGSTOPped),
 // TCP-MD5 (right and wrong password), and three Petrel RR clients of a BIRD route reflector.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, vethPair, type NetNs } from '../netns.js';
 import { Bird, Lab, PetrelProc, sleep, until } from './harness.js';
 
@@ -20,6 +20,7 @@ beforeAll(async () => {
   B = await lab.ns();
   await vethPair(P, 'vp', [`${P4}/24`, '10.77.1.11/24', '10.77.1.12/24', '10.77.1.13/24', `${P6}/64`], B, 'vb', [`${B4}/24`, `${B6}/64`]);
 }, 120_000);
+afterEach(() => lab.endTest(), 60_000);
 afterAll(() => lab.cleanup(), 60_000);
 
 const kernelProto = `protocol kernel k4 { ipv4 { import none; export where source = RTS_BGP; }; }

@@ -2,9 +2,11 @@
 // by JSON lines on stdin: {id, op, ...} -> {id, ok, result | error} on stdout. Uses dist/ (npm test
 // builds first). Ops: start, configure, exports, status, rib, ready, sync, stop, mem, gc, exit.
 import { createInterface } from 'node:readline';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 const { BgpSpeaker } = await import(new URL('../../dist/bgp/index.js', import.meta.url).href);
 
 let sp = null;
+let lag = null;
 let firstBest = 0;
 let bestCount = 0;
 let lastBest = 0;
@@ -43,6 +45,31 @@ const ops = {
     return process.memoryUsage();
   },
   exit: () => setTimeout(() => process.exit(0), 10),
+  lagStart() {
+    lag = monitorEventLoopDelay({ resolution: 5 });
+    lag.enable();
+  },
+  lagStop() {
+    lag.disable();
+    return { maxMs: lag.max / 1e6, meanMs: lag.mean / 1e6 };
+  },
+  /** Resolves when the Loc-RIB holds n routes: { at, establishedAt }. */
+  waitCount(m) {
+    return new Promise((resolve, reject) => {
+      const end = Date.now() + (m.timeoutMs ?? 60000);
+      const t = setInterval(() => {
+        if (sp.locRibSize() >= m.n) {
+          const at = Date.now();
+          clearInterval(t);
+          const est = sp.status().peers.find((p) => p.state === 'Established');
+          resolve({ at, establishedAt: est?.since });
+        } else if (Date.now() > end) {
+          clearInterval(t);
+          reject(new Error(`only ${sp.locRibSize()} routes`));
+        }
+      }, 2);
+    });
+  },
 };
 
 createInterface({ input: process.stdin }).on('line', async (line) => {

@@ -1,6 +1,6 @@
 // Petrel against gobgpd (GoBGP 3.x), each in its own namespace: eBGP IPv4 with MED and
 // communities both ways, iBGP IPv6 with 4-octet ASNs, withdrawals (`gobgp global rib -j`).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, vethPair, type NetNs } from '../netns.js';
 import { Gobgp, Lab, PetrelProc, until } from './harness.js';
 
@@ -18,6 +18,7 @@ beforeAll(async () => {
   G = await lab.ns();
   await vethPair(P, 'vp', [`${P4}/24`, `${P6}/64`], G, 'vg', [`${G4}/24`, `${G6}/64`]);
 }, 120_000);
+afterEach(() => lab.endTest(), 60_000);
 afterAll(() => lab.cleanup(), 60_000);
 
 function ribEntry(rib: any, prefix: string): any {

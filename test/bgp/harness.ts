@@ -24,7 +24,7 @@ export async function ensureBuilt(): Promise<void> {
   built = true;
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000, every = 100): Promise<T> {
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000, every = 100): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
   for (;;) {
@@ -53,8 +53,23 @@ export class Lab {
     return n;
   }
 
+  private readonly perTest: (() => Promise<void> | void)[] = [];
+
+  /** Registers a cleanup run at the end of the current test (endTest) and at lab cleanup. */
   defer(fn: () => Promise<void> | void): void {
     this.cleanups.push(fn);
+    this.perTest.push(fn);
+  }
+
+  /** Stops what the current test started (call from afterEach). */
+  async endTest(): Promise<void> {
+    for (const fn of this.perTest.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch {
+        /* best effort */
+      }
+    }
   }
 
   async cleanup(): Promise<void> {
@@ -125,7 +140,7 @@ export class PetrelProc {
       env: { ...process.env, LOG_LEVEL: process.env.PTBG_LOG ?? 'warn' },
     });
     const p = new PetrelProc(ns, proc, opts);
-    lab.defer(() => p.kill());
+    lab.defer(() => p.killAndWait());
     const full = {
       listenPort: 179,
       gracefulRestart: { restartTime: 30, deferralTime: 10 },
@@ -176,6 +191,12 @@ export class PetrelProc {
   /** The process id of node itself (`ip netns exec` execs it). */
   get pid(): number {
     return this.proc.pid!;
+  }
+
+  /** Kills the process and waits for it to be gone (its listening port free again). */
+  async killAndWait(): Promise<void> {
+    this.kill();
+    await this.waitExit();
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {

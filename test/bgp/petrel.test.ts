@@ -2,7 +2,7 @@
 // its own 10.99.0.x address on lo. Sessions, exports/withdrawals, route reflection (3 clients of
 // a Petrel RR), split horizon, graceful restart (kill -9 and restart, twice), Cease on a
 // non-graceful stop, live reconfiguration touching only the affected session.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NetNs } from '../netns.js';
 import { requireRoot } from '../netns.js';
 import { Lab, PetrelProc, sleep, until } from './harness.js';
@@ -16,6 +16,7 @@ beforeAll(async () => {
   ns = await lab.ns();
   for (let i = 1; i <= 20; i++) await ns.exec('ip', ['addr', 'add', `${ip(i)}/32`, 'dev', 'lo']);
 }, 120_000);
+afterEach(() => lab.endTest(), 60_000);
 afterAll(() => lab.cleanup(), 60_000);
 
 function peerOf(n: number, asNumber: number, from: number, extra: object = {}) {
