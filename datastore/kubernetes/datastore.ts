@@ -283,6 +283,7 @@ class Reflector {
           this.ds.idleTimeoutMs,
         );
         this.current = h;
+        if (this.stopped) h.abort();
         this.ok();
         const err = await h.done;
         this.current = undefined;

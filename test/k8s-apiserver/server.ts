@@ -513,9 +513,9 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
       };
       w.timers.push(setTimeout(tick, bookmarkMs));
     }
-    const onClose = () => endWatch(w, true);
-    req.on('close', onClose);
-    res.on('close', onClose);
+    // the client went away (IncomingMessage 'close' only means the request body was read)
+    res.on('close', () => endWatch(w, true));
+    req.socket.on('close', () => endWatch(w, true));
   };
 
   // ---------------------------------------------------------------------------- list
