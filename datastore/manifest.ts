@@ -31,11 +31,9 @@ function expand(value: unknown, index: number, file: string, out: ManifestDoc[])
   }
 }
 
-function looksLikeJson(text: string, file: string): boolean {
-  if (/\.json$/i.test(file)) return true;
-  if (/\.ya?ml$/i.test(file)) return false;
-  const t = text.trimStart();
-  return t.startsWith('{') || t.startsWith('[');
+/** `.json` files are parsed as strict JSON; everything else (stdin included) as YAML 1.2, a JSON superset. */
+function isJsonFile(file: string): boolean {
+  return /\.json$/i.test(file);
 }
 
 /**
@@ -44,7 +42,7 @@ function looksLikeJson(text: string, file: string): boolean {
  */
 export function parseManifests(text: string, file: string): ManifestDoc[] {
   const out: ManifestDoc[] = [];
-  if (looksLikeJson(text, file)) {
+  if (isJsonFile(file)) {
     if (text.trim() === '') return out;
     let v: unknown;
     try {
