@@ -12,7 +12,6 @@ import {
   familyOfCidr,
   memberOfCidr,
   Names,
-  renderDispatch,
   renderEndpointChain,
   renderRuleChain,
   renderStatic,
@@ -145,6 +144,12 @@ export class PolicyEngine {
     // Everything rendered depends on the config.
     this.dirtyStatic = true;
     this.dirtyDispatch = true;
+    this.endpointChainCache.clear();
+    // Interface grouping depends on the prefixes: rebuild it.
+    for (const g of this.wlGroups.keys()) this.dirtyGroups.add(g);
+    this.wlGroups.clear();
+    this.heps.clear();
+    for (const { input } of this.endpoints.values()) this.dispatchAdd(input);
     for (const k of this.endpoints.keys()) this.dirtyEndpoints.add(k);
     for (const k of this.policies.keys()) this.dirtyPolicies.add(k);
     for (const k of this.profiles.keys()) this.dirtyProfiles.add(k);
@@ -182,7 +187,10 @@ export class PolicyEngine {
     this.endpoints.set(e.key, st);
     if (oldInput) for (const p of oldInput.profiles) this.profileState(p).inheritors.delete(EP + e.key);
     for (const p of e.profiles) this.profileState(p).inheritors.add(EP + e.key);
-    if (!oldInput || oldInput.local !== e.local || oldInput.iface !== e.iface) this.dirtyDispatch = true;
+    if (!oldInput || oldInput.local !== e.local || oldInput.iface !== e.iface || oldInput.kind !== e.kind) {
+      if (oldInput) this.dispatchRemove(oldInput);
+      this.dispatchAdd(e);
+    }
     if (e.kind === 'hep' && (!oldInput || oldInput.kind !== 'hep')) this.dirtyStatic = true;
     st.labels = this.effectiveLabels(e.labels, e.profiles);
     this.index.updateItem(EP + e.key, st.labels);
@@ -196,8 +204,8 @@ export class PolicyEngine {
     this.index.deleteItem(EP + key); // removes set contributions and policy matches
     for (const p of st.input.profiles) this.profileState(p).inheritors.delete(EP + key);
     this.endpoints.delete(key);
+    this.dispatchRemove(st.input);
     if (st.input.local) {
-      this.dirtyDispatch = true;
       this.dirtyEndpoints.add(key);
       if (st.input.kind === 'hep') this.dirtyStatic = true;
     }
@@ -521,7 +529,7 @@ export class PolicyEngine {
     if (!st) return;
     const deleted = st.deleted;
     const active = !deleted && st.endpoints.size > 0;
-    const chainOf = (d: 'ingress' | 'egress') => this.names.policy(d, id);
+    const chainOf = (d: 'ingress' | 'egress') => this.policyChain(d, id);
     if (!active) {
       if (st.active || st.setKeys.length) {
         for (const f of this.families) {
@@ -599,23 +607,44 @@ export class PolicyEngine {
     const c = chainsOf(e.kind, iface);
     for (const f of this.families) {
       for (const dir of ['ingress', 'egress'] as const) {
-        const body = renderEndpointChain(
-          {
-            direction: dir,
-            workload: e.kind === 'wep',
-            policyChains: pols.filter((p) => p[dir]).map((p) => this.names.policy(dir, p.id)),
-            profileChains: profiles.map((p) => this.names.profile(dir, p)),
-            failsafeChain: e.kind === 'hep' ? (dir === 'ingress' ? this.names.failsafeIn : this.names.failsafeOut) : undefined,
-          },
-          this.config,
-          f,
-        );
+        const policyChains = pols.filter((p) => p[dir]).map((p) => this.policyChain(dir, p.id));
+        const profileChains = profiles.map((p) => this.names.profile(dir, p));
+        // Endpoints with the same policies and profiles share one (immutable) rule list.
+        const ck = `${e.kind}|${dir}|${f}|${policyChains.join(',')}|${profileChains.join(',')}`;
+        let body = this.endpointChainCache.get(ck);
+        if (!body) {
+          body = renderEndpointChain(
+            {
+              direction: dir,
+              workload: e.kind === 'wep',
+              policyChains,
+              profileChains,
+              failsafeChain: e.kind === 'hep' ? (dir === 'ingress' ? this.names.failsafeIn : this.names.failsafeOut) : undefined,
+            },
+            this.config,
+            f,
+          );
+          if (this.endpointChainCache.size > 50_000) this.endpointChainCache.clear();
+          this.endpointChainCache.set(ck, body);
+        }
         this.desired.setChain(f, 'filter', c[dir], body);
       }
     }
   }
 
   private readonly rendered = new Map<string, { iface: string; kind: 'wep' | 'hep'; profiles: string[] }>();
+  private readonly endpointChainCache = new Map<string, string[]>();
+  private readonly policyChainNames = new Map<string, string>();
+
+  private policyChain(dir: 'ingress' | 'egress', id: string): string {
+    const k = `${dir}|${id}`;
+    let n = this.policyChainNames.get(k);
+    if (!n) {
+      if (this.policyChainNames.size > 100_000) this.policyChainNames.clear();
+      this.policyChainNames.set(k, (n = this.names.policy(dir, id)));
+    }
+    return n;
+  }
 
   private useProfile(name: string, ep: string): void {
     const st = this.profileState(name);
@@ -630,38 +659,91 @@ export class PolicyEngine {
     if (st.users.size === 0) this.dirtyProfiles.add(name);
   }
 
-  private renderDispatch(): void {
-    const wl: Array<{ iface: string; tw: string; fw: string }> = [];
-    const hep: Array<{ iface: string; fh: string; th: string }> = [];
-    for (const { input: e } of this.endpoints.values()) {
-      if (!e.local || !e.iface) continue;
-      if (e.kind === 'wep') wl.push({ iface: e.iface, tw: this.names.tw(e.iface), fw: this.names.fw(e.iface) });
-      else hep.push({ iface: e.iface, fh: this.names.fh(e.iface), th: this.names.th(e.iface) });
-    }
-    for (const f of this.families) {
-      const want = new Set<string>();
-      const put = (m: Map<string, string[]>) => {
-        for (const [name, rules] of m) {
-          want.add(name);
-          this.desired.setChain(f, 'filter', name, rules);
-        }
-      };
-      put(
-        renderDispatch(this.names.fromWlDispatch(), (c) => this.names.fromWlDispatch(c), '-i', wl.map((x) => ({ iface: x.iface, chain: x.fw })), this.config.interfacePrefixes, f, this.config),
-      );
-      put(renderDispatch(this.names.toWlDispatch(), (c) => this.names.toWlDispatch(c), '-o', wl.map((x) => ({ iface: x.iface, chain: x.tw })), this.config.interfacePrefixes, f, this.config));
-      hep.sort((a, b) => (a.iface < b.iface ? -1 : 1));
-      this.desired.setChain(f, 'filter', this.names.fromHostDispatch(), hep.map((h) => `-i ${h.iface} -g ${h.fh}`));
-      this.desired.setChain(f, 'filter', this.names.toHostDispatch(), hep.map((h) => `-o ${h.iface} -g ${h.th}`));
-      // Drop dispatch children no longer needed.
-      for (const base of [this.names.fromWlDispatch(), this.names.toWlDispatch()]) {
-        for (const name of this.dispatchChildren.get(`${f}|${base}`) ?? []) if (!want.has(name)) this.desired.deleteChain(f, 'filter', name);
-        this.dispatchChildren.set(`${f}|${base}`, [...want].filter((n) => n.startsWith(base + '-')));
-      }
-    }
+  // Dispatch: interfaces grouped by the character after the interface prefix; a change
+  // re-renders only its group's chain and the (small) root chains.
+  private readonly wlGroups = new Map<string, Set<string>>();
+  private readonly dirtyGroups = new Set<string>();
+  private readonly heps = new Set<string>();
+  private dirtyHeps = true;
+
+  private groupOf(iface: string): string {
+    const p = this.config.interfacePrefixes.find((x) => iface.startsWith(x)) ?? '';
+    return iface.slice(0, p.length + 1);
   }
 
-  private readonly dispatchChildren = new Map<string, string[]>();
+  private dispatchAdd(e: EndpointInput): void {
+    if (!e.local || !e.iface) return;
+    if (e.kind === 'hep') {
+      this.heps.add(e.iface);
+      this.dirtyHeps = true;
+      this.dirtyDispatch = true;
+      return;
+    }
+    const g = this.groupOf(e.iface);
+    let set = this.wlGroups.get(g);
+    if (!set) this.wlGroups.set(g, (set = new Set()));
+    set.add(e.iface);
+    this.dirtyGroups.add(g);
+    this.dirtyDispatch = true;
+  }
+
+  private dispatchRemove(e: EndpointInput): void {
+    if (!e.local || !e.iface) return;
+    if (e.kind === 'hep') {
+      this.heps.delete(e.iface);
+      this.dirtyHeps = true;
+      this.dirtyDispatch = true;
+      return;
+    }
+    const g = this.groupOf(e.iface);
+    const set = this.wlGroups.get(g);
+    if (!set) return;
+    set.delete(e.iface);
+    if (set.size === 0) this.wlGroups.delete(g);
+    this.dirtyGroups.add(g);
+    this.dirtyDispatch = true;
+  }
+
+  private renderDispatch(): void {
+    const deny = (f: Family) => (this.config.filterDenyAction === 'Reject' ? (f === 4 ? '-j REJECT --reject-with icmp-port-unreachable' : '-j REJECT --reject-with icmp6-port-unreachable') : '-j DROP');
+    const unknown = (f: Family) => `-m comment --comment "Unknown interface" ${deny(f)}`;
+    const sides = [
+      { root: this.names.fromWlDispatch(), child: (c: string) => this.names.fromWlDispatch(c), flag: '-i', chain: (i: string) => this.names.fw(i) },
+      { root: this.names.toWlDispatch(), child: (c: string) => this.names.toWlDispatch(c), flag: '-o', chain: (i: string) => this.names.tw(i) },
+    ];
+    const safe = (g: string) => g.replace(/[^A-Za-z0-9_.-]/g, '_');
+    for (const f of this.families) {
+      for (const side of sides) {
+        for (const g of this.dirtyGroups) {
+          const members = this.wlGroups.get(g);
+          const name = side.child(safe(g));
+          if (!members || members.size < 2) this.desired.deleteChain(f, 'filter', name);
+          else {
+            const sorted = [...members].sort();
+            this.desired.setChain(f, 'filter', name, [...sorted.map((i) => `${side.flag} ${i} -g ${side.chain(i)}`), unknown(f)]);
+          }
+        }
+        const root: string[] = [];
+        for (const g of [...this.wlGroups.keys()].sort()) {
+          const members = this.wlGroups.get(g)!;
+          if (members.size === 1) {
+            const i = [...members][0]!;
+            root.push(`${side.flag} ${i} -g ${side.chain(i)}`);
+          } else root.push(`${side.flag} ${g}+ -g ${side.child(safe(g))}`);
+        }
+        root.push(unknown(f));
+        this.desired.setChain(f, 'filter', side.root, root);
+      }
+      if (this.dirtyHeps) {
+        const heps = [...this.heps].sort();
+        this.desired.setChain(f, 'filter', this.names.fromHostDispatch(), heps.map((i) => `-i ${i} -g ${this.names.fh(i)}`));
+        this.desired.setChain(f, 'filter', this.names.toHostDispatch(), heps.map((i) => `-o ${i} -g ${this.names.th(i)}`));
+      }
+    }
+    this.dirtyGroups.clear();
+    this.dirtyHeps = false;
+  }
+
   private natSetKeys: string[] = [];
 
   private renderStaticChains(): void {
@@ -670,7 +752,7 @@ export class PolicyEngine {
       this.desired.markAllDirty();
     }
     this.desired.maxIpsetSize = this.config.maxIpsetSize;
-    const hostEndpoints = [...this.endpoints.values()].some((e) => e.input.local && e.input.kind === 'hep' && e.input.iface);
+    const hostEndpoints = this.heps.size > 0;
     const newKeys: string[] = [];
     for (const f of this.families) {
       const pools = this.pools.filter((p) => !p.disabled && parseCidr(p.cidr)?.version === f);

@@ -174,13 +174,30 @@ function escapeRe(s: string): string {
 // ---------------------------------------------------------------------------------------
 // Hashing
 
-export function ruleHashes(chain: string, rules: readonly string[]): string[] {
+const hashCache = new Map<string, string>();
+
+/**
+ * Rule ids: base64url(SHA-224(rule, occurrence)) cut to 16 characters. Ids only need to be
+ * unique within a chain (duplicates are told apart by their occurrence), so identical rules in
+ * different chains share an id and its computation (memoized).
+ */
+export function ruleHashes(_chain: string, rules: readonly string[]): string[] {
   const seen = new Map<string, number>();
-  return rules.map((r) => {
+  const out = new Array<string>(rules.length);
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
     const n = seen.get(r) ?? 0;
     seen.set(r, n + 1);
-    return b64hash('sha224', `${chain}\0${r}\0${n}`).slice(0, 16);
-  });
+    const key = n === 0 ? r : `${r}\0${n}`;
+    let h = hashCache.get(key);
+    if (!h) {
+      h = b64hash('sha224', key).slice(0, 16);
+      if (hashCache.size > 500_000) hashCache.clear();
+      hashCache.set(key, h);
+    }
+    out[i] = h;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -355,12 +372,15 @@ export class IptablesDataplane {
       const { pre, post } = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
       if (pre) await this.restoreIpset(pre);
       // 2. iptables, one restore per family and table.
-      for (const f of this.families) {
-        for (const t of TABLES) {
-          const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel);
-          if (input) await this.restoreTable(f, t, input);
-        }
-      }
+      // IPv4 and IPv6 are separate tables in the kernel: restore them side by side.
+      await Promise.all(
+        this.families.map(async (f) => {
+          for (const t of TABLES) {
+            const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel);
+            if (input) await this.restoreTable(f, t, input);
+          }
+        }),
+      );
       // 3. ipsets no longer referenced.
       if (post) {
         try {

@@ -129,6 +129,7 @@ export class PolicyCalculator {
   private readonly pools = new Map<string, { cidr: string; natOutgoing: boolean; disabled: boolean }>();
   private readonly felixConfigs = new Map<string, Record<string, any>>();
   private felix: PolicyFelixConfig = { render: {} };
+  private gaugesAt = 0;
 
   constructor(opts: PolicyCalculatorOptions) {
     this.nodeName = opts.nodeName;
@@ -176,9 +177,14 @@ export class PolicyCalculator {
     if (felixChanged) this.applyFelixConfig();
     const before = this.engine.desired.dirty;
     this.engine.flush();
-    const c = this.engine.counts();
-    policiesActive.set(c.policiesActive);
-    endpointsActive.set(c.endpointsActive);
+    // The gauges need a walk over everything: at most once a second.
+    const now = Date.now();
+    if (now - this.gaugesAt > 1000) {
+      this.gaugesAt = now;
+      const c = this.engine.counts();
+      policiesActive.set(c.policiesActive);
+      endpointsActive.set(c.endpointsActive);
+    }
     return before || this.engine.desired.dirty;
   }
 
