@@ -26,6 +26,7 @@ const cases: Case[] = [
   { name: 'IPPool minimal, defaults', doc: calico('IPPool', { cidr: '10.244.0.0/16' }), check: (r) => expect(r.spec).toMatchObject({ blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false, disabled: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] }) },
   { name: 'crd.projectcalico.org/v1 normalised to v3', doc: { ...calico('IPPool', { cidr: '10.0.0.0/16' }), apiVersion: 'crd.projectcalico.org/v1' }, check: (r) => expect(r.apiVersion).toBe(V3) },
   { name: 'unknown kind', doc: { apiVersion: V3, kind: 'IPPools', metadata: { name: 'a' } }, bad: 'kind', msg: 'unknown kind' },
+  { name: 'Calico kind Petrel does not implement', doc: { apiVersion: V3, kind: 'Tier', metadata: { name: 'security' }, spec: { order: 100 } }, bad: 'kind', msg: 'does not implement' },
   { name: 'missing kind', doc: { apiVersion: V3, metadata: { name: 'a' } }, bad: 'kind', msg: 'required' },
   { name: 'wrong apiVersion for kind', doc: { apiVersion: 'v1', kind: 'IPPool', metadata: { name: 'a' }, spec: { cidr: '10.0.0.0/8' } }, bad: 'apiVersion', msg: 'projectcalico.org/v3' },
   { name: 'missing metadata.name', doc: calico('IPPool', { cidr: '10.0.0.0/16' }, {}), bad: 'metadata.name', msg: 'required' },
