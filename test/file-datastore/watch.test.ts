@@ -69,7 +69,8 @@ describe('file datastore: load and watch', () => {
     m = rec.mark();
     mkdirSync(join(dir, 'moved'));
     renameSync(join(dir, 'new.yml'), join(dir, 'moved', 'renamed.yaml'));
-    await sleep(400);
+    for (let i = 0; i < 100 && (await ds.locate('IPPool', 'pool-c'))?.file !== 'moved/renamed.yaml'; i++) await sleep(20);
+    expect(await ds.locate('IPPool', 'pool-c')).toEqual({ file: 'moved/renamed.yaml', index: 0 });
     expect(rec.since(m).filter((e) => e.type === 'update' || e.type === 'delete')).toEqual([]);
     expect((await ds.get('IPPool', 'pool-c'))!.spec?.cidr).toBe('10.32.0.0/16');
 
