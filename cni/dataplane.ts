@@ -28,8 +28,11 @@ export function exec(cmd: string, args: string[], input?: string): Promise<{ cod
 }
 
 async function batch(lines: string[], netns?: string, pre?: string): Promise<void> {
+  const named = netns?.match(/^\/(?:var\/)?run\/netns\/([^/]+)$/)?.[1];
   const r = netns
-    ? pre
+    ? named && !pre
+      ? await exec('ip', ['-n', named, '-batch', '-'], lines.join('\n') + '\n')
+      : pre
       ? await exec('nsenter', [`--net=${netns}`, 'sh', '-c', `${pre}; exec ip -batch -`], lines.join('\n') + '\n')
       : await exec('nsenter', [`--net=${netns}`, 'ip', '-batch', '-'], lines.join('\n') + '\n')
     : await exec('ip', ['-batch', '-'], lines.join('\n') + '\n');
@@ -61,56 +64,69 @@ export interface VethSpec {
   contIf: string;
   netns: string;
   mtu: number;
-  /** addresses without prefix */
-  ips: string[];
-  routeProtocol: number;
   /** container-side MAC (random when absent) */
   mac?: string;
 }
 
-/** Creates and configures the pair; returns the container side's MAC. Undoes itself on failure. */
-export async function createVeth(s: VethSpec): Promise<string> {
-  const v4 = s.ips.filter((ip) => !ip.includes(':'));
-  const v6 = s.ips.filter((ip) => ip.includes(':'));
+/**
+ * Step 1 of ADD, run while IPAM works: the pair exists and is up, the host side carries MAC
+ * ee:ee:ee:ee:ee:ee, its sysctls, and (for IPv6 pods) the link-local gateway
+ * fe80::ecee:eeff:feee:eeee set without DAD so it answers at once. An old pair is replaced.
+ */
+export async function prepareVeth(s: VethSpec): Promise<string> {
   const mac = s.mac ?? randomMac();
   if (linkExists(s.hostIf)) await exec('ip', ['link', 'del', s.hostIf]);
-  // The host side comes up with its route at once (the route is accepted while the peer has no
-  // carrier yet), so a pod never runs without its host route.
   await batch([
     `link add ${s.hostIf} mtu ${s.mtu} address ${HOST_MAC} type veth peer name ${s.contIf} mtu ${s.mtu} address ${mac} netns ${s.netns}`,
-    // IPv6: the pods' gateway is the host side's link-local address; set it without DAD so it
-    // answers at once (the kernel would otherwise hold it tentative for a second or more).
-    ...(v6.length ? [`link set ${s.hostIf} addrgenmode none`, `addr add ${HOST_LINK_LOCAL6}/64 dev ${s.hostIf} nodad`] : []),
+    `link set ${s.hostIf} addrgenmode none`,
+    `addr add ${HOST_LINK_LOCAL6}/64 dev ${s.hostIf} nodad`,
     `link set ${s.hostIf} up`,
-    ...v4.map((ip) => `route replace ${ip}/32 dev ${s.hostIf} scope link proto ${s.routeProtocol}`),
-    ...v6.map((ip) => `route replace ${ip}/128 dev ${s.hostIf} proto ${s.routeProtocol}`),
   ]).catch(async (e) => {
     await exec('ip', ['link', 'del', s.hostIf]).catch(() => undefined);
     throw e;
   });
+  sysctl(`ipv4/conf/${s.hostIf}/route_localnet`, '1');
+  sysctl(`ipv4/conf/${s.hostIf}/proxy_arp`, '1');
+  sysctl(`ipv4/neigh/${s.hostIf}/proxy_delay`, '0');
+  sysctl(`ipv4/conf/${s.hostIf}/forwarding`, '1');
+  sysctl(`ipv6/conf/${s.hostIf}/accept_dad`, '0');
+  sysctl(`ipv6/conf/${s.hostIf}/proxy_ndp`, '1');
+  sysctl(`ipv6/conf/${s.hostIf}/forwarding`, '1');
+  sysctl(`ipv6/conf/${s.hostIf}/accept_ra`, '0');
+  return mac;
+}
+
+/**
+ * Step 2 of ADD, once the addresses are known: the host routes `<ip>/32 dev cali…` and the pod
+ * side (addresses, up, 169.254.1.1 / fe80 gateway and default routes), both at once.
+ */
+export async function configureVeth(s: { hostIf: string; contIf: string; netns: string; ips: string[]; routeProtocol: number }): Promise<void> {
+  const v4 = s.ips.filter((ip) => !ip.includes(':'));
+  const v6 = s.ips.filter((ip) => ip.includes(':'));
+  const cont = [
+    ...v4.map((ip) => `addr add ${ip}/32 dev ${s.contIf}`),
+    ...v6.map((ip) => `addr add ${ip}/128 dev ${s.contIf} nodad`),
+    `link set ${s.contIf} up`,
+    ...(v4.length ? [`route add ${GATEWAY4}/32 dev ${s.contIf} scope link`, `route add 0.0.0.0/0 via ${GATEWAY4} dev ${s.contIf}`] : []),
+    ...(v6.length ? [`route add ::/0 via ${HOST_LINK_LOCAL6} dev ${s.contIf}`] : []),
+  ];
+  const pre = v6.length
+    ? `for f in all default lo; do echo 0 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done 2>/dev/null; echo 0 > /proc/sys/net/ipv6/conf/${s.contIf}/accept_dad 2>/dev/null; true`
+    : undefined;
+  const host = [
+    ...v4.map((ip) => `route replace ${ip}/32 dev ${s.hostIf} scope link proto ${s.routeProtocol}`),
+    ...v6.map((ip) => `route replace ${ip}/128 dev ${s.hostIf} proto ${s.routeProtocol}`),
+  ];
+  const [h, c] = await Promise.allSettled([batch(host), batch(cont, s.netns, pre)]);
+  if (h.status === 'rejected') throw h.reason;
+  if (c.status === 'rejected') throw c.reason;
+}
+
+/** Both steps (tests, and callers that already hold the addresses). Undoes itself on failure. */
+export async function createVeth(s: VethSpec & { ips: string[]; routeProtocol: number }): Promise<string> {
+  const mac = await prepareVeth(s);
   try {
-    sysctl(`ipv4/conf/${s.hostIf}/route_localnet`, '1');
-    sysctl(`ipv4/conf/${s.hostIf}/proxy_arp`, '1');
-    sysctl(`ipv4/neigh/${s.hostIf}/proxy_delay`, '0');
-    sysctl(`ipv4/conf/${s.hostIf}/forwarding`, '1');
-    if (v6.length) {
-      sysctl(`ipv6/conf/${s.hostIf}/disable_ipv6`, '0');
-      sysctl(`ipv6/conf/${s.hostIf}/accept_dad`, '0');
-      sysctl(`ipv6/conf/${s.hostIf}/proxy_ndp`, '1');
-      sysctl(`ipv6/conf/${s.hostIf}/forwarding`, '1');
-      sysctl(`ipv6/conf/${s.hostIf}/accept_ra`, '0');
-    }
-    const cont = [
-      ...v4.map((ip) => `addr add ${ip}/32 dev ${s.contIf}`),
-      ...v6.map((ip) => `addr add ${ip}/128 dev ${s.contIf} nodad`),
-      `link set ${s.contIf} up`,
-      ...(v4.length ? [`route add ${GATEWAY4}/32 dev ${s.contIf} scope link`, `route add 0.0.0.0/0 via ${GATEWAY4} dev ${s.contIf}`] : []),
-      ...(v6.length ? [`route add ::/0 via ${HOST_LINK_LOCAL6} dev ${s.contIf}`] : []),
-    ];
-    const pre = v6.length
-      ? `for f in all default lo; do echo 0 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done 2>/dev/null; echo 0 > /proc/sys/net/ipv6/conf/${s.contIf}/accept_dad 2>/dev/null; true`
-      : undefined;
-    await batch(cont, s.netns, pre);
+    await configureVeth(s);
     return mac;
   } catch (e) {
     await exec('ip', ['link', 'del', s.hostIf]).catch(() => undefined);

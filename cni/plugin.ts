@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { type CniBackend, type PodInfo, openBackend } from './backend.js';
 import { type CniEnv, type NetConf, parseEnv, parseNetConf } from './config.js';
-import { GATEWAY4, HOST_LINK_LOCAL6, createVeth, randomMac, deleteVeth, exec, linkExists, readInterface } from './dataplane.js';
+import { GATEWAY4, HOST_LINK_LOCAL6, configureVeth, prepareVeth, randomMac, deleteVeth, exec, linkExists, readInterface } from './dataplane.js';
 import { Ipam, IpamError } from './ipam/ipam.js';
 import { handleIdFor, hostVethName, workloadEndpointName } from './names.js';
 import { CniError, type CniResult, ErrorCode, convertResult, parseResult } from './types.js';
@@ -218,32 +218,67 @@ async function cmdAdd(conf: NetConf, e: CniEnv): Promise<CniResult> {
   const ctx = podContext(conf, e);
   const inProcess = IN_PROCESS_IPAM.has(conf.ipam.type);
   trace('ADD start');
-  return withBackend(conf, async (b) => {
-    const pod = ctx.k8s ? await b.podInfo(ctx.namespace, ctx.pod!) : undefined;
-    if (ctx.k8s && conf.datastoreType === 'kubernetes' && !pod) {
-      throw new CniError(ErrorCode.UnknownContainer, `pod ${ctx.namespace}/${ctx.pod} does not exist`);
+  // The pair is created while the datastore client loads and IPAM works (a separate process:
+  // real overlap); every failure below removes it again.
+  // When the pod already has an interface (a repeated ADD, a new sandbox of the same pod), it is
+  // replaced only after IPAM has succeeded, so a failing ADD leaves it as it was.
+  const mac = randomMac();
+  const replacing = linkExists(ctx.hostIf);
+  let startPrep: () => void = () => undefined;
+  const gate = replacing ? new Promise<void>((r) => (startPrep = r)) : Promise.resolve();
+  const prep = gate.then(() => prepareVeth({ hostIf: ctx.hostIf, contIf: e.ifname, netns: e.netns, mtu: conf.mtu, mac })).then(() => trace('veth prepared'));
+  prep.catch(() => undefined);
+  let started = !replacing;
+  const dropVeth = async () => {
+    if (!started) return;
+    if (await prep.then(() => true, () => false)) await deleteVeth(ctx.hostIf, e.ifname, e.netns).catch(() => undefined);
+  };
+  try {
+  return await withBackend(conf, async (b) => {
+    let pod: PodInfo | undefined;
+    try {
+      pod = ctx.k8s ? await b.podInfo(ctx.namespace, ctx.pod!) : undefined;
+      if (ctx.k8s && conf.datastoreType === 'kubernetes' && !pod) {
+        throw new CniError(ErrorCode.UnknownContainer, `pod ${ctx.namespace}/${ctx.pod} does not exist`);
+      }
+    } catch (err) {
+      await dropVeth();
+      throw err;
     }
     trace('pod info');
-    let ips: string[];
+    let ips: string[] = [];
     let fresh: string[] = [];
-    if (inProcess) {
-      ({ ips, fresh } = await assignInProcess(conf, e, b, ctx, pod));
-    } else {
-      const r = await delegateIpam(conf, e, 'ADD');
-      ips = (r?.ips ?? []).map((x) => x.address.split('/')[0]);
-      fresh = ips;
-      if (!ips.length) throw new CniError(ErrorCode.IpamFailure, `IPAM plugin ${conf.ipam.type} returned no addresses`);
-    }
+    const assign = (async () => {
+      if (inProcess) {
+        ({ ips, fresh } = await assignInProcess(conf, e, b, ctx, pod));
+      } else {
+        const r = await delegateIpam(conf, e, 'ADD');
+        ips = (r?.ips ?? []).map((x) => x.address.split('/')[0]);
+        fresh = ips;
+        if (!ips.length) throw new CniError(ErrorCode.IpamFailure, `IPAM plugin ${conf.ipam.type} returned no addresses`);
+      }
+    })();
     const undoIpam = async () => {
       if (inProcess) {
         if (fresh.length) await new Ipam(b.store).releaseIps(fresh).catch(() => undefined);
       } else await delegateIpam(conf, e, 'DEL').catch(() => undefined);
     };
+    if (replacing) {
+      if (await assign.then(() => true, () => false)) {
+        started = true;
+        startPrep();
+      }
+    }
+    const [p1, a1] = await Promise.allSettled([started ? prep : Promise.resolve(), assign]);
     trace('ipam assigned');
-    const mac = randomMac();
+    if (p1.status === 'rejected' || a1.status === 'rejected') {
+      if (p1.status === 'fulfilled' && started) await deleteVeth(ctx.hostIf, e.ifname, e.netns).catch(() => undefined);
+      if (a1.status === 'fulfilled') await undoIpam();
+      throw a1.status === 'rejected' ? a1.reason : (p1 as PromiseRejectedResult).reason;
+    }
     // The interface and the endpoint do not depend on each other: both at once, both undone on failure.
     const [veth, wep] = await Promise.allSettled([
-      createVeth({ hostIf: ctx.hostIf, contIf: e.ifname, netns: e.netns, mtu: conf.mtu, ips, routeProtocol: conf.routeProtocol, mac }),
+      configureVeth({ hostIf: ctx.hostIf, contIf: e.ifname, netns: e.netns, ips, routeProtocol: conf.routeProtocol }),
       b.writeEndpoint({
         node: conf.nodename,
         namespace: ctx.namespace,
@@ -258,7 +293,7 @@ async function cmdAdd(conf: NetConf, e: CniEnv): Promise<CniResult> {
       }),
     ]);
     if (veth.status === 'rejected' || wep.status === 'rejected') {
-      if (veth.status === 'fulfilled') await deleteVeth(ctx.hostIf, e.ifname, e.netns).catch(() => undefined);
+      await deleteVeth(ctx.hostIf, e.ifname, e.netns).catch(() => undefined);
       if (wep.status === 'fulfilled') await b.removeEndpoint(ctx.namespace, ctx.wepName, ctx.pod, e.containerId).catch(() => undefined);
       await undoIpam();
       throw veth.status === 'rejected' ? veth.reason : (wep as PromiseRejectedResult).reason;
@@ -280,6 +315,10 @@ async function cmdAdd(conf: NetConf, e: CniEnv): Promise<CniResult> {
     };
     return result;
   });
+  } catch (err) {
+    await dropVeth();
+    throw err;
+  }
 }
 
 async function cmdDel(conf: NetConf, e: CniEnv): Promise<void> {
