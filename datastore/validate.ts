@@ -164,7 +164,10 @@ export function validateResource(raw: unknown, source: SourceRef = {}): { resour
   }
   if (doc.status !== undefined && doc.status !== null) {
     if (schema.status) out.status = schema.status(doc.status, 'status', ctx);
-    else if (calico) ctx.error('status', `a ${kind.kind} has no status`);
+    else if (calico) {
+      // Status is written by controllers, not users: never fatal, but never silently dropped.
+      if (!isObject(doc.status) || Object.keys(doc.status).length > 0) ctx.warn('status', `a ${kind.kind} has no status; it is ignored`);
+    }
     else out.status = doc.status;
   }
   if (schema.finalize && isObject(out.spec)) {
