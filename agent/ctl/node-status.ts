@@ -74,15 +74,15 @@ function peerTable(peers: StatusPeer[], family: 'IPv4' | 'IPv6'): string {
 }
 
 /** The text `node status` prints for a /status document. */
-export function renderNodeStatus(st: AgentStatus, opts: { all?: boolean } = {}): string {
-  let out = 'Petrel process is running.\n\n';
+export function renderNodeStatus(st: AgentStatus, opts: { detail?: boolean; header?: string } = {}): string {
+  let out = opts.header ?? 'Petrel process is running.\n\n';
   const peers = st.bgp?.peers ?? [];
   if (st.bgp?.enabled === false) out += 'BGP is disabled on this node (policy-only mode).\n';
   else {
     out += `${peerTable(peers, 'IPv4')}\n`;
     out += peerTable(peers, 'IPv6');
   }
-  if (opts.all) {
+  if (opts.detail) {
     out += '\n';
     out += `Node: ${st.node ?? '?'}\n`;
     if (st.bgp) out += `BGP: AS ${st.bgp.asNumber ?? '?'}, router ID ${st.bgp.routerId ?? '?'}\n`;
@@ -118,8 +118,39 @@ export async function fetchStatus(agentUrl: string, timeoutMs = 5000): Promise<A
   }
 }
 
+/** `node status --all`: every node's last report, from the datastore (etcd stores them under a lease). */
+async function allNodes(argv: Record<string, unknown>): Promise<void> {
+  const { withDatastore } = await import('./resources.js');
+  const records = await withDatastore(argv, 'node status --all', async (ds) => {
+    if (!ds.listNodeStatuses) {
+      throw new CtlExit(
+        EXIT_BAD_INPUT,
+        `node status --all: the ${ds.type} datastore does not hold node statuses (agents report them to etcdv3); run node status on each node`,
+      );
+    }
+    return await ds.listNodeStatuses();
+  });
+  if (argv.output === 'json') {
+    io().out(`${JSON.stringify(records, null, 2)}\n`);
+    return;
+  }
+  if (records.length === 0) {
+    io().out('No node has reported its status (agents report every few seconds while running).\n');
+    return;
+  }
+  let out = '';
+  for (const r of records) {
+    const st = (r.status ?? {}) as AgentStatus & { ready?: boolean };
+    const ready = st.ready === undefined ? '' : st.ready ? ', ready' : ', NOT ready';
+    out += renderNodeStatus(st, { detail: Boolean(argv.detail), header: `Node ${r.node} (reported ${r.reportedAt ?? '?'}${ready})\n\n` });
+    out += '\n';
+  }
+  io().out(out);
+}
+
 export async function nodeStatusVerb(argv: Record<string, unknown>): Promise<void> {
+  if (argv.all) return await allNodes(argv);
   const st = await fetchStatus(String(argv.agent ?? 'http://127.0.0.1:9099'));
   if (argv.output === 'json') io().out(`${JSON.stringify(st, null, 2)}\n`);
-  else io().out(renderNodeStatus(st, { all: Boolean(argv.all) }));
+  else io().out(renderNodeStatus(st, { detail: Boolean(argv.detail) }));
 }

@@ -79,6 +79,29 @@ spec:
     expect((await ctl('get', 'ippool', 'pool-e')).code).toBe(1);
   });
 
+  it('node status --all prints every node that reported its status', async () => {
+    const { createEtcdDatastore } = await import('../../datastore/etcd/index.js');
+    const ds = createEtcdDatastore({ type: 'etcdv3', path: '', etcdEndpoints: [etcd.endpoint], nodename: 'node-a' });
+    try {
+      const peer = (address: string, state: string) => ({ address, type: 'node-mesh', state, since: new Date().toISOString(), prefixesReceived: 1, prefixesAdvertised: 1 });
+      await ds.reportNodeStatus('node-a', { node: 'node-a', ready: true, bgp: { asNumber: 64512, peers: [peer('10.0.0.2', 'Established')] } });
+      await ds.reportNodeStatus('node-b', { node: 'node-b', ready: false, bgp: { asNumber: 64512, peers: [peer('10.0.0.1', 'Active')] } });
+      const r = await ctl('node', 'status', '--all');
+      expect([r.code, r.err]).toEqual([0, '']);
+      expect(r.out).toMatch(/^Node node-a \(reported [^)]*, ready\)\n\nIPv4 BGP status\n/);
+      expect(r.out).toMatch(/\| 10\.0\.0\.2 +\| node-to-node mesh \| up +\|/);
+      expect(r.out).toMatch(/Node node-b \(reported [^)]*, NOT ready\)\n\nIPv4 BGP status\n/);
+      expect(r.out).toMatch(/\| 10\.0\.0\.1 +\| node-to-node mesh \| start \|/);
+    } finally {
+      await ds.close();
+    }
+    // The file datastore keeps no node statuses: a clear error, exit 1.
+    let err = '';
+    const code = await runCtl(['--datastore-path', work.dir, 'node', 'status', '--all'], { out: () => undefined, err: (t) => void (err += t) });
+    expect(code).toBe(1);
+    expect(err).toMatch(/does not hold node statuses/);
+  });
+
   it('exit 2 once etcd is gone', async () => {
     const prev = process.env.PETREL_CTL_TIMEOUT_MS;
     process.env.PETREL_CTL_TIMEOUT_MS = '4000';
