@@ -2,15 +2,16 @@
 // `petrel ctl`, the agent and the CNI plugin's IPAM (compare-and-swap on block files) all take
 // it around read-check-write sequences on a file datastore directory.
 //
-// Stale detection: the lock file holds `{pid, host, token, at}`. A lock whose process is gone
-// (same host, `kill(pid, 0)` fails with ESRCH) or that is older than `staleMs` is broken: it
+// Stale detection: the lock file holds `{pid, host, pidns, token, at}`. A lock whose process is
+// gone (same host and PID namespace, `kill(pid, 0)` fails with ESRCH), or that is older than
+// `staleMs` (10 × that when its holder is a live process we can see), is broken: it
 // is renamed away (so two breakers cannot both win), checked to be the one judged stale, and
 // removed. Within one process, calls queue on a promise chain, and a nested call from inside
 // `fn` (same async context) runs at once instead of deadlocking.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatastoreUnavailableError } from '../types.js';
@@ -27,8 +28,22 @@ export interface DirectoryLockOptions {
 interface LockContent {
   pid: number;
   host: string;
+  /** PID namespace (`/proc/self/ns/pid`): a pid is only checked for liveness within the same one. */
+  pidns?: string;
   token: string;
   at: number;
+}
+
+let myPidNs: string | undefined | null = null;
+function pidNamespace(): string | undefined {
+  if (myPidNs === null) {
+    try {
+      myPidNs = readlinkSync('/proc/self/ns/pid');
+    } catch {
+      myPidNs = undefined;
+    }
+  }
+  return myPidNs;
 }
 
 const held = new AsyncLocalStorage<Set<string>>();
@@ -65,8 +80,11 @@ async function readLock(path: string): Promise<{ text: string; content?: LockCon
 
 function isStale(l: { content?: LockContent; mtimeMs: number }, staleMs: number): boolean {
   const age = Date.now() - (l.content?.at ?? l.mtimeMs);
-  if (age > staleMs) return true;
-  if (l.content && l.content.host === hostname() && l.content.pid !== process.pid && !processAlive(l.content.pid)) return true;
+  const c = l.content;
+  const sameNs = c !== undefined && c.host === hostname() && c.pidns === pidNamespace();
+  if (sameNs && c.pid !== process.pid && !processAlive(c.pid)) return true; // holder is gone
+  // A live holder in our namespace is trusted for much longer (only pid reuse could fool us).
+  if (age > (sameNs ? staleMs * 10 : staleMs)) return true;
   // Unparseable content younger than 2 s may be a lock being written right now.
   if (!l.content && Date.now() - l.mtimeMs > 2000) return true;
   return false;
@@ -93,7 +111,7 @@ async function acquire(dir: string, opts: DirectoryLockOptions): Promise<() => P
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const staleMs = opts.staleMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
-  const content: LockContent = { pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex'), at: Date.now() };
+  const content: LockContent = { pid: process.pid, host: hostname(), pidns: pidNamespace(), token: randomBytes(8).toString('hex'), at: Date.now() };
   let delay = 5;
   for (;;) {
     try {

@@ -171,14 +171,22 @@ describe('withDirectoryLock', () => {
     }
 
     // A lock left by a process that is gone (pid that cannot exist) is broken at once.
-    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), token: 'x', at: Date.now() }));
+    const pidns = (await import('node:fs')).readlinkSync('/proc/self/ns/pid');
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), pidns, token: 'x', at: Date.now() }));
     const t1 = Date.now();
     await withDirectoryLock(dir, async () => undefined);
     expect(Date.now() - t1).toBeLessThan(1000);
   });
 
   it('times out with DatastoreUnavailableError while a live holder keeps it', async () => {
-    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.ppid, host: (await import('node:os')).hostname(), token: 'y', at: Date.now() }));
+    const pidns = (await import('node:fs')).readlinkSync('/proc/self/ns/pid');
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.ppid, host: (await import('node:os')).hostname(), pidns, token: 'y', at: Date.now() }));
     await expect(withDirectoryLock(dir, async () => undefined, { timeoutMs: 300 })).rejects.toBeInstanceOf(DatastoreUnavailableError);
+    // The same dead-looking pid from another PID namespace (a container) is not judged by pid.
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), pidns: 'pid:[1]', token: 'z', at: Date.now() }));
+    await expect(withDirectoryLock(dir, async () => undefined, { timeoutMs: 300 })).rejects.toBeInstanceOf(DatastoreUnavailableError);
+    // ... but by age.
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 12345, host: 'elsewhere', token: 'w', at: Date.now() - 60_000 }));
+    await withDirectoryLock(dir, async () => undefined, { timeoutMs: 300 });
   });
 });
