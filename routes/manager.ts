@@ -61,10 +61,18 @@ export interface DesiredRoute {
   table?: number;
 }
 
-/** The stable identity of a desired route: `<table>|<dst>`. One route per key. */
+/**
+ * The stable identity of a desired route: its canonical dst for the main table, `<dst>%<table>`
+ * for another table. One route per key.
+ */
 export function routeKey(r: Pick<DesiredRoute, 'dst' | 'table'>): string {
-  return `${r.table ?? RT_TABLE_MAIN}|${r.dst}`;
+  return keyOf(r.table ?? RT_TABLE_MAIN, r.dst);
 }
+
+function keyOf(table: number, dst: string): string {
+  return table === RT_TABLE_MAIN ? dst : `${dst}%${table}`;
+}
+
 
 /** Human-readable form, close to `ip route` output (logs, status). */
 export function formatRoute(r: DesiredRoute): string {
@@ -203,7 +211,9 @@ const TYPE_NUM = { unicast: RTN_UNICAST, blackhole: RTN_BLACKHOLE, unreachable: 
 
 /** The kernel identity of a route: table, dst, metric, tos. */
 function kid(table: number, dst: string, priority: number, tos = 0): string {
-  return `${table}|${dst}|${priority}|${tos}`;
+  // the usual route (default metric, no TOS) is known by its route key alone
+  const k = keyOf(table, dst);
+  return priority === defaultPriority(dst) && tos === 0 ? k : `${k}#${priority}#${tos}`;
 }
 
 function defaultPriority(dst: string): number {
@@ -260,6 +270,8 @@ const mNlErr = () => counter({ name: 'petrel_route_netlink_errors_total', help: 
 interface Op {
   kind: 'add' | 'replace' | 'del';
   key?: string;
+  /** kernel identity (add/replace) */
+  id?: string;
   spec: RouteSpec;
   route?: DesiredRoute;
 }
@@ -357,23 +369,44 @@ export class RouteManager extends EventEmitter {
   /** Replaces the whole desired set; resolves once it has been applied. Invalid routes are reported and skipped. */
   setDesired(routes: DesiredRoute[]): Promise<void> {
     const next = new Map<string, DesiredRoute>();
+    const prevMap = this.desired;
+    let kept = 0;
     for (const r of routes) {
-      // unchanged input: reuse the normalised route (a 10% change costs 10%, not a reload)
-      const rawKey = `${r?.table ?? RT_TABLE_MAIN}|${r?.dst}`;
-      const prev = this.desired.get(rawKey);
-      const n = prev && sameInput(prev, r) ? prev : this.tryNormalise(r);
-      if (!n) continue;
-      const k = n === prev ? rawKey : routeKey(n);
-      const have = next.get(k);
-      if (have) {
-        if (!sameRoute(have, n)) this.error(`two desired routes for ${k}: ${formatRoute(have)} and ${formatRoute(n)}; keeping the first`);
+      // unchanged input: reuse the normalised route (a 10% change costs little more than a diff)
+      const rawKey = r?.table === undefined || r.table === RT_TABLE_MAIN ? r?.dst : `${r.dst}%${r.table}`;
+      const prev = prevMap.get(rawKey);
+      let k: string;
+      let n: DesiredRoute | undefined;
+      if (prev !== undefined && sameInput(prev, r)) {
+        n = prev;
+        k = rawKey;
+      } else {
+        n = this.tryNormalise(r);
+        if (!n) continue;
+        k = routeKey(n);
+      }
+      const size = next.size;
+      next.set(k, n);
+      if (next.size === size) {
+        this.error(`two desired routes for ${k}; keeping the last: ${formatRoute(n)}`);
         continue;
       }
-      next.set(k, n);
-      const old = this.desired.get(k);
-      if (old !== n && (!old || !sameRoute(old, n))) this.dirtyKeys.add(k);
+      if (n === prev) {
+        kept++;
+        continue;
+      }
+      const old = prevMap.get(k);
+      if (old !== undefined) {
+        if (sameRoute(old, n)) {
+          next.set(k, old);
+          kept++;
+        } else {
+          kept++;
+          this.dirtyKeys.add(k);
+        }
+      } else this.dirtyKeys.add(k);
     }
-    for (const k of this.desired.keys()) if (!next.has(k)) this.dirtyKeys.add(k);
+    if (kept !== prevMap.size) for (const k of prevMap.keys()) if (!next.has(k)) this.dirtyKeys.add(k);
     this.desired = next;
     this.explicitRemovals.clear();
     const first = !this.haveDesired;
@@ -484,7 +517,7 @@ export class RouteManager extends EventEmitter {
 
   private wanted(k: KernelRoute): boolean {
     if (k.multipath) return false;
-    const d = this.desired.get(`${k.table}|${k.dst}`);
+    const d = this.desired.get(keyOf(k.table, k.dst));
     return !!d && k.priority === defaultPriority(k.dst) && k.tos === 0;
   }
 
@@ -607,11 +640,11 @@ export class RouteManager extends EventEmitter {
           const before = this.kernel.get(id);
           this.absorbRoute(m.type, r);
           // ignore the echo of our own change
-          if (m.type === RTM_DELROUTE || !before || !sameKernel(before, r)) this.dirtyKeys.add(`${r.table}|${r.dst}`);
+          if (m.type === RTM_DELROUTE || !before || !sameKernel(before, r)) this.dirtyKeys.add(keyOf(r.table, r.dst));
         } else {
           const wasForeign = this.foreign.has(id);
           this.absorbRoute(m.type, r);
-          const k = `${r.table}|${r.dst}`;
+          const k = keyOf(r.table, r.dst);
           if (this.desired.has(k) && (m.type === RTM_NEWROUTE || wasForeign)) this.dirtyKeys.add(k);
           if (m.type === RTM_DELROUTE) this.conflicts.delete(k);
         }
@@ -683,7 +716,7 @@ export class RouteManager extends EventEmitter {
 
   /** Plans what one desired route needs (nothing, add or replace), keeping the counters. */
   private plan(key: string, r: DesiredRoute, ups: Op[]): void {
-    const id = kid(r.table ?? RT_TABLE_MAIN, r.dst, defaultPriority(r.dst));
+    const id = key;
     const oif = this.ifindexFor(r);
     if (oif === null) {
       this.waitingKeys.add(key);
@@ -706,7 +739,7 @@ export class RouteManager extends EventEmitter {
     if (this.conflicts.size) this.conflicts.delete(key);
     const f = this.failures.get(key);
     if (f && f.sig === formatRoute(r) + `@${oif ?? ''}`) return; // failed before: retried on the next full resync
-    ups.push({ kind: k ? 'replace' : 'add', key, spec: this.specOf(r, oif), route: r });
+    ups.push({ kind: k ? 'replace' : 'add', key, id, spec: this.specOf(r, oif), route: r });
   }
 
   private delOp(id: string, k: KernelRoute): Op {
@@ -737,7 +770,7 @@ export class RouteManager extends EventEmitter {
       // stale routes of ours
       for (const [id, k] of this.kernel) {
         if (this.wanted(k)) continue;
-        if (!this.haveDesired && !this.explicitRemovals.has(`${k.table}|${k.dst}`)) continue;
+        if (!this.haveDesired && !this.explicitRemovals.has(keyOf(k.table, k.dst))) continue;
         dels.push(this.delOp(id, k));
       }
       for (const [key, r] of this.desired) this.plan(key, r, ups);
@@ -751,9 +784,7 @@ export class RouteManager extends EventEmitter {
         this.programmedKeys.delete(key);
         this.waitingKeys.delete(key);
         if (!this.haveDesired && !this.explicitRemovals.has(key)) continue;
-        const bar = key.indexOf('|');
-        const dst = key.slice(bar + 1);
-        const id = kid(Number(key.slice(0, bar)), dst, defaultPriority(dst));
+        const id = key;
         const k = this.kernel.get(id);
         if (k) dels.push(this.delOp(id, k));
       }
@@ -781,12 +812,12 @@ export class RouteManager extends EventEmitter {
         else this.opFailed(op, e);
       });
       const upErr = ups.length ? await runBatched(conn, ups, write) : new Map<number, number>();
-      ups.forEach((op, i) => {
-        const e = upErr.get(i);
+      for (let i = 0; i < ups.length; i++) {
+        const op = ups[i];
+        const e = upErr.size ? upErr.get(i) : undefined;
         if (!e) {
           const s = op.spec;
-          const id = kid(s.table, s.dst, s.priority ?? 0);
-          this.kernel.set(id, {
+          this.kernel.set(op.id!, {
             family: s.family,
             dst: s.dst,
             table: s.table,
@@ -801,10 +832,10 @@ export class RouteManager extends EventEmitter {
             mtu: s.mtu,
             tos: 0,
           });
-          this.failures.delete(op.key!);
+          if (this.failures.size) this.failures.delete(op.key!);
           this.programmedKeys.add(op.key!);
         } else this.opFailed(op, e);
-      });
+      }
       this.log.debug({ deleted: dels.length, upserted: ups.length }, 'routes applied');
     }
     if (quiet) {

@@ -154,6 +154,32 @@ export class NlWriter {
     this.bytes(data);
     this.align();
   }
+  /** An address attribute from its text; IPv4 written straight into the buffer. */
+  attrIp(type: number, ip: string): void {
+    if (!ip.includes(':')) {
+      this.ensure(8);
+      const b = this.buf;
+      let o = this.len;
+      b.writeUInt16LE(8, o);
+      b.writeUInt16LE(type, o + 2);
+      o += 4;
+      let v = 0;
+      let n = 0;
+      for (let i = 0; i < ip.length; i++) {
+        const c = ip.charCodeAt(i);
+        if (c === 46) {
+          b[o + n++] = v;
+          v = 0;
+        } else v = v * 10 + (c - 48);
+      }
+      b[o + n++] = v;
+      if (n === 4 && v <= 255) {
+        this.len += 8;
+        return;
+      }
+    }
+    this.attr(type, ipBytes(ip));
+  }
   attrU32(type: number, v: number): void {
     this.ensure(8);
     this.buf.writeUInt16LE(8, this.len);
@@ -434,12 +460,12 @@ export function encodeRoute(w: NlWriter, type: number, flags: number, seq: numbe
   w.u8(r.scope);
   w.u8(r.rtype);
   w.u32(r.flags);
-  w.attr(RTA_DST, ipBytes(addr));
+  w.attrIp(RTA_DST, addr);
   if (r.table >= 256) w.attrU32(RTA_TABLE, r.table);
   if (r.priority !== undefined) w.attrU32(RTA_PRIORITY, r.priority);
   if (r.oif !== undefined) w.attrU32(RTA_OIF, r.oif);
-  if (r.gateway !== undefined) w.attr(RTA_GATEWAY, ipBytes(r.gateway));
-  if (r.prefsrc !== undefined) w.attr(RTA_PREFSRC, ipBytes(r.prefsrc));
+  if (r.gateway !== undefined) w.attrIp(RTA_GATEWAY, r.gateway);
+  if (r.prefsrc !== undefined) w.attrIp(RTA_PREFSRC, r.prefsrc);
   if (r.mtu !== undefined) {
     const n = w.nestBegin(RTA_METRICS);
     w.attrU32(RTAX_MTU, r.mtu);
