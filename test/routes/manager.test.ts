@@ -1,7 +1,8 @@
 // RouteManager against a real kernel, each test in its own network namespace.
 import { afterEach, describe, expect, it } from 'vitest';
 import { requireRoot, vethPair, type NetNs } from '../netns.js';
-import type { DesiredRoute, NetnsHost, RouteManager } from '../../routes/index.js';
+import { NetnsHost, RouteManager, type DesiredRoute } from '../../routes/index.js';
+import { metricsRegistry } from '../../agent/metrics.js';
 import { eventually, manager, newNs, routesOf } from './helpers.js';
 
 requireRoot();
@@ -176,5 +177,28 @@ describe('RouteManager', () => {
     expect(await routesOf(ns, 80, 4)).toEqual(['blackhole 10.65.6.0/26']);
     expect(rm.status().errors.join('\n')).toMatch(/invalid destination CIDR/);
     expect(rm.status().errors.join('\n')).toMatch(/not an IPv4 address/);
+  });
+
+  it('periodic resync repairs drift whose event was missed, and the metrics follow', async () => {
+    const { ns } = await setup();
+    const host = new NetnsHost(ns.name);
+    const rm = new RouteManager({ host, resyncIntervalMs: 300 });
+    cleanups.push(async () => {
+      await rm.stop();
+      await host.close();
+    });
+    await rm.start();
+    await rm.setDesired(V4);
+    const before = await routesOf(ns, 80, 4);
+    // lose the route events (as after a socket overflow), then drift
+    (rm as any).events.membership([7, 11], false);
+    await ns.exec('ip', ['route', 'del', '10.65.0.0/26', 'proto', '80']);
+    await eventually(async () => JSON.stringify(await routesOf(ns, 80, 4)) === JSON.stringify(before), 5000, 'resync repair');
+    expect(rm.status().resyncs).toBeGreaterThanOrEqual(1);
+    const metrics = await metricsRegistry.metrics();
+    expect(metrics).toMatch(/petrel_routes_programmed \d+/);
+    expect(metrics).toMatch(/petrel_route_resync_total [1-9]/);
+    expect(metrics).toMatch(/petrel_route_sync_duration_seconds_count [1-9]/);
+    expect(metrics).toMatch(/petrel_route_netlink_errors_total \d+/);
   });
 });
