@@ -126,8 +126,8 @@ export class LocRib {
   readonly best = new Map<Prefix, Path>();
   readonly local = new Map<Prefix, Path>();
   readonly peers: RibPeer[] = [];
-  /** Prefixes whose best path changed since the last drain (insertion-ordered, no duplicates). */
-  changed = new Set<Prefix>();
+  /** Prefixes whose best path changed since the last drain, with the best path before the first change. */
+  changed = new Map<Prefix, Path | undefined>();
 
   addPeer(p: RibPeer): void {
     if (!this.peers.includes(p)) this.peers.push(p);
@@ -153,7 +153,7 @@ export class LocRib {
     if (old === best) return false;
     if (best === undefined) this.best.delete(prefix);
     else this.best.set(prefix, best);
-    this.changed.add(prefix);
+    if (!this.changed.has(prefix)) this.changed.set(prefix, old);
     return true;
   }
 
@@ -165,7 +165,7 @@ export class LocRib {
     const old = this.best.get(prefix);
     if (old === undefined && this.peers.length === 1 && this.peers[0] === peer && !this.local.has(prefix)) {
       this.best.set(prefix, path);
-      this.changed.add(prefix);
+      if (!this.changed.has(prefix)) this.changed.set(prefix, undefined);
       return;
     }
     if (old !== undefined && old.src !== peer && comparePaths(old, path) <= 0) {

@@ -58,13 +58,18 @@ const STATE_NUM: Record<SessionState, number> = {
   Established: 6,
 };
 
+/** Running speakers (normally one): gauges are filled from them at scrape time. */
+const liveSpeakers = new Set<BgpSpeaker>();
 const mState = gauge<'peer'>({
   name: 'petrel_bgp_session_state',
   help: 'BGP session state per peer (1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm, 6 Established)',
   labelNames: ['peer'],
+  collect() {
+    for (const s of liveSpeakers) s.updateMetrics();
+  },
 });
-const mRecv = gauge<'peer'>({ name: 'petrel_bgp_prefixes_received', help: 'Prefixes in the Adj-RIB-In of a peer', labelNames: ['peer'] });
-const mAdv = gauge<'peer'>({ name: 'petrel_bgp_prefixes_advertised', help: 'Prefixes advertised to a peer', labelNames: ['peer'] });
+const mRecv = gauge<'peer'>({ name: 'petrel_bgp_prefixes_received', help: 'Prefixes received from a peer (Adj-RIB-In, stale included)', labelNames: ['peer'] });
+const mAdv = gauge<'peer'>({ name: 'petrel_bgp_prefixes_advertised', help: 'Prefixes advertised to a peer (Adj-RIB-Out)', labelNames: ['peer'] });
 const mUpdIn = counter<'peer'>({ name: 'petrel_bgp_updates_received_total', help: 'UPDATE messages received', labelNames: ['peer'] });
 const mUpdOut = counter<'peer'>({ name: 'petrel_bgp_updates_sent_total', help: 'UPDATE messages sent', labelNames: ['peer'] });
 const mFlaps = counter<'peer'>({ name: 'petrel_bgp_session_flaps_total', help: 'Established sessions that went down', labelNames: ['peer'] });
@@ -173,7 +178,6 @@ export class BgpSpeaker implements SessionHost {
   private exportsReady = false;
   private syncDone = false;
   private deferralTimer: NodeJS.Timeout | null = null;
-  private metricsTimer: NodeJS.Timeout | null = null;
   private pumpScheduled = false;
   private processedSinceTrim = 0;
   private trimTimer: NodeJS.Timeout | null = null;
@@ -212,8 +216,7 @@ export class BgpSpeaker implements SessionHost {
     for (const s of this.sessions.values()) s.start();
     this.deferralTimer = setTimeout(() => this.markSyncDone('deferral timer expired'), this.deferralTime * 1000);
     this.deferralTimer.unref();
-    this.metricsTimer = setInterval(() => this.updateMetrics(), 5000);
-    this.metricsTimer.unref();
+    liveSpeakers.add(this);
     this.checkSync();
   }
 
@@ -273,7 +276,7 @@ export class BgpSpeaker implements SessionHost {
     if (!this.started) return;
     this.started = false;
     if (this.deferralTimer) clearTimeout(this.deferralTimer);
-    if (this.metricsTimer) clearInterval(this.metricsTimer);
+    liveSpeakers.delete(this);
     for (const [sock, t] of this.pending) {
       clearTimeout(t);
       sock.destroy();
@@ -545,7 +548,8 @@ export class BgpSpeaker implements SessionHost {
     return this.rib.best.size;
   }
 
-  private updateMetrics(): void {
+  /** Refreshes the per-peer gauges (called at scrape time). */
+  updateMetrics(): void {
     for (const s of this.sessions.values()) {
       const ps = this.peerStates.get(s)!;
       mState.set({ peer: s.address }, STATE_NUM[s.state]);
@@ -874,16 +878,18 @@ export class BgpSpeaker implements SessionHost {
   private emitChanges(): void {
     const changed = this.rib.changed;
     if (changed.size === 0) return;
-    this.rib.changed = new Set();
+    this.rib.changed = new Map();
     const want = this.bestListeners.length > 0;
     const changes: RouteChange[] = want ? [] : (undefined as any);
     const established: PeerState[] = [];
-    for (const ps of this.peerStates.values()) if (ps.session.established && ps.needEor !== undefined) established.push(ps);
-    for (const p of changed) {
+    for (const ps of this.peerStates.values()) if (ps.session.established) established.push(ps);
+    for (const [p, old] of changed) {
       const best = this.rib.best.get(p);
       if (want) {
-        // Our own routes are not handed to the routes component (it owns local blocks).
-        if (best === undefined || best.src !== null) changes.push(this.change(p, best));
+        // Learned best routes only: our own prefixes are the routes component's business, so a
+        // prefix whose best became local (or vanished) is a withdrawal of the learned route.
+        if (best !== undefined && best.src !== null) changes.push(this.change(p, best));
+        else if (old !== undefined && old.src !== null) changes.push(this.change(p, undefined));
       }
       for (let i = 0; i < established.length; i++) {
         const ps = established[i]!;

@@ -193,6 +193,28 @@ describe('Petrel <-> BIRD 2', () => {
     bird.stop();
   });
 
+  it('TTL security (GTSM): up with ttlSecurity set, refused without', async () => {
+    const bird = await Bird.start(
+      lab,
+      B,
+      'b7',
+      Bird.conf({ routerId: B4, static4: ['192.168.80.0/24'], peers: [{ name: 'petrel', ip: P4, as: 64512, localIp: B4, localAs: 64513, ttlSecurity: true }] }),
+    );
+    const p = await PetrelProc.start(lab, P, { routerId: P4, asNumber: 64512 }, {
+      peers: [{ address: B4, asNumber: 64513, type: 'global', holdTime: 9, ttlSecurity: 1 }],
+    }, []);
+    await until('GTSM session established', async () => (await p.rib()).size === 1, 30_000);
+    // Without it our segments carry TTL 64 and BIRD drops them: no session, no routes.
+    await p.configure([{ address: B4, asNumber: 64513, type: 'global', holdTime: 9 }]);
+    await until('session reset', async () => (await p.rib()).size === 0);
+    for (let i = 0; i < 12; i++) {
+      await sleep(500);
+      expect(await bird.established('petrel')).toBe(false);
+      expect((await p.rib()).size).toBe(0);
+    }
+    bird.stop();
+  });
+
   it('route reflection: three Petrel RR clients of a BIRD RR learn each other once', async () => {
     const clients = ['10.77.1.11', '10.77.1.12', '10.77.1.13'];
     const bird = await Bird.start(

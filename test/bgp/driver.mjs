@@ -4,6 +4,7 @@
 import { createInterface } from 'node:readline';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 const { BgpSpeaker } = await import(new URL('../../dist/bgp/index.js', import.meta.url).href);
+const { metricsRegistry } = await import(new URL('../../dist/agent/metrics.js', import.meta.url).href);
 
 let sp = null;
 let lag = null;
@@ -37,6 +38,7 @@ const ops = {
     await sp.stop({ graceful: !!m.graceful });
   },
   mem: () => process.memoryUsage(),
+  metrics: () => metricsRegistry.metrics(),
   gc: () => {
     if (global.gc) {
       global.gc();

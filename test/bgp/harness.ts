@@ -228,6 +228,7 @@ export interface BirdPeer {
   hold?: number;
   ipv6?: boolean;
   multihop?: boolean;
+  ttlSecurity?: boolean;
 }
 
 /** BIRD 2 in a namespace. */
@@ -259,6 +260,7 @@ export class Bird {
   error wait time 1, 3;
   ${p.passive ? 'passive on;' : ''}
   ${p.multihop ? 'multihop;' : ''}
+  ${p.ttlSecurity ? 'ttl security on;' : ''}
   ${p.password ? `password "${p.password}";` : ''}
   ${p.rrClient ? 'rr client;' : ''}
   ${o.rrClusterId && p.rrClient ? `rr cluster id ${o.rrClusterId};` : ''}

@@ -45,6 +45,27 @@ describe('Petrel <-> Petrel', () => {
     await until('withdrawal at b', async () => (await b.rib()).size === 1);
     await until('sync', async () => (await a.call('sync')) && (await b.call('sync')));
     expect((await a.call('ready')).ready).toBe(true);
+    const m: string = await a.call('metrics');
+    expect(m).toContain(`petrel_bgp_session_state{peer="${ip(2)}"} 6`);
+    expect(m).toContain(`petrel_bgp_prefixes_advertised{peer="${ip(2)}"} 1`);
+    expect(m).toMatch(new RegExp(`petrel_bgp_updates_sent_total\\{peer="${ip(2).replace(/\./g, '\\.')}"\\} [2-9]`));
+    expect((await b.call('metrics')) as string).toMatch(/petrel_bgp_updates_received_total\{peer="10\.99\.0\.1"\} [2-9]/);
+    expect(m).toContain('petrel_bgp_session_flaps_total');
+  });
+
+  it('hold time 0 is honoured: no keepalives, no hold timer, session stays up', async () => {
+    const a = await start(14, 65014);
+    const b = await start(15, 65015);
+    await a.configure([peerOf(15, 65015, 14, { holdTime: 0 })]);
+    await b.configure([peerOf(14, 65014, 15, { holdTime: 0 })]);
+    await a.exports(['10.7.0.0/24']);
+    await b.exports([]);
+    await until('routes', async () => (await b.rib()).size === 1);
+    expect(await a.peer(ip(15))).toMatchObject({ state: 'Established', holdTime: 0, keepaliveTime: 0 });
+    // one side with 0, the other with 9: negotiated to the lower, i.e. 0
+    await b.configure([peerOf(14, 65014, 15, { holdTime: 9 })]);
+    await until('re-established', async () => (await b.peer(ip(14)))?.state === 'Established');
+    expect((await b.peer(ip(14))).holdTime).toBe(0);
   });
 
   it('route reflection: 3 Petrel clients of a Petrel RR learn each other once; no reflection without RR', async () => {
