@@ -44,6 +44,8 @@ afterAll(async () => {
 }, 120_000);
 
 interface Backend {
+  /** addresses per pod: 1 (IPv4) or 2 (dual stack) */
+  families?: 1 | 2;
   /** plugin config fields for node n (datastore location as seen from inside the node) */
   conf(n: number): Record<string, unknown>;
   opts: DatastoreOptions;
@@ -68,7 +70,7 @@ function ctl(args: string[]): Promise<{ code: number; out: string }> {
   });
 }
 
-function invariants(s: IpamSnapshot, live: Pod[]): void {
+function invariants(s: IpamSnapshot, live: Pod[], families = 1): void {
   const allocs = s.blocks.flatMap((b) =>
     b.allocations.flatMap((a, o) => (a === null ? [] : [{ block: b, ordinal: o, handle: b.attributes[a]?.handle_id }])),
   );
@@ -78,12 +80,13 @@ function invariants(s: IpamSnapshot, live: Pod[]): void {
   expect(allocs.length, 'allocations = live addresses (no leak)').toBe(liveIps.length);
   const handles = new Set(s.handles.map((h) => h.handleId));
   expect(handles).toEqual(new Set(live.map((p) => `k8s-pod-network.${p.id}`)));
-  for (const h of s.handles) expect(Object.values(h.block).reduce((a, b) => a + b, 0)).toBe(1);
+  for (const h of s.handles) expect(Object.values(h.block).reduce((a, b) => a + b, 0)).toBe(families);
+  for (const p of live) expect(p.ips.length).toBe(families);
   for (const a of allocs) expect(handles.has(a.handle!)).toBe(true);
   // blocks claimed by affinity: each pod's block is affine to its node, affinity confirmed
   for (const p of live) {
     for (const ip of p.ips) {
-      const blk = s.blocks.find((b) => b.allocations.some((x, o) => x !== null && b.attributes[x]?.handle_id === `k8s-pod-network.${p.id}`));
+      const blk = s.blocks.find((b) => b.cidr.includes(':') === ip.includes(':') && b.allocations.some((x) => x !== null && b.attributes[x]?.handle_id === `k8s-pod-network.${p.id}`));
       expect(blk, `block of ${ip}`).toBeTruthy();
       expect(blk!.affinity).toBe(`host:node-${p.node}`);
       expect(s.affinities.find((a) => a.cidr === blk!.cidr && a.host === `node-${p.node}`)?.state).toBe('confirmed');
@@ -97,7 +100,7 @@ async function scenario(b: Backend, perNode: number): Promise<void> {
     const id = `c${node}x${slot}x${++seq}`;
     const name = `pod-${node}-${slot}-${seq}`;
     b.beforePod?.(name, `node-${node}`);
-    const conf = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'petrel', nodename: `node-${node}`, ipam: { type: 'petrel-ipam' }, ...b.conf(node) };
+    const conf = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'petrel', nodename: `node-${node}`, ipam: { type: 'petrel-ipam', assign_ipv6: b.families === 2 ? 'true' : 'false' }, ...b.conf(node) };
     const r = await execPlugin(join(inst.binDir, 'petrel'), JSON.stringify(conf), {
       command: 'ADD', containerId: id, netns: netnsPath(podNs[node][slot]), ifname: 'eth0',
       args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${id}`, cniPath: inst.cniPath, node: nodes[node],
@@ -118,7 +121,7 @@ async function scenario(b: Backend, perNode: number): Promise<void> {
   try {
     // 1. NODES × PER_NODE concurrent ADDs.
     let live = await Promise.all(Array.from({ length: NODES * perNode }, (_, i) => add(Math.floor(i / perNode), i % perNode)));
-    invariants(await snapshot(store), live);
+    invariants(await snapshot(store), live, b.families);
 
     // 2. Random DELs and ADDs at the same time (a fixed seed keeps failures reproducible).
     let rnd = 42;
@@ -130,7 +133,7 @@ async function scenario(b: Backend, perNode: number): Promise<void> {
       ...victims.map((p) => del(p).then(() => (reAdd.includes(p) ? add(p.node, p.slot) : undefined))),
     ]);
     live = [...keep, ...added.filter((p): p is Pod => !!p)];
-    invariants(await snapshot(store), live);
+    invariants(await snapshot(store), live, b.families);
 
     const chk = await ctl(['ipam', 'check', ...b.ctlArgs]);
     expect(chk.out).toContain('Check complete; found 0 problems.');
@@ -141,7 +144,7 @@ async function scenario(b: Backend, perNode: number): Promise<void> {
 
     // 3. Everything deleted: nothing left allocated, no handle.
     await Promise.all(live.map(del));
-    invariants(await snapshot(store), []);
+    invariants(await snapshot(store), [], b.families);
   } finally {
     await store.close();
   }
@@ -199,11 +202,12 @@ describe('concurrent ADD/DEL on three nodes', () => {
     }
   }, 240_000);
 
-  it('file datastore (directory lock)', async () => {
+  it('file datastore (directory lock), dual stack', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ptcn-ds-'));
     try {
-      writeFileSync(join(dir, 'pool.yaml'), `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: ${POOL}\n  blockSize: 26\n`);
+      writeFileSync(join(dir, 'pool.yaml'), `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: ${POOL}\n  blockSize: 26\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p6\nspec:\n  cidr: fd00:210::/112\n  blockSize: 122\n`);
       await scenario({
+        families: 2,
         conf: () => ({ datastore_type: 'file', datastore_path: dir }),
         opts: { type: 'file', path: dir, etcdEndpoints: [], nodename: 'test' },
         ctlArgs: ['--datastore-type', 'file', '--datastore-path', dir],

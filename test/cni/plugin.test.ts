@@ -377,3 +377,49 @@ spec: {nodeName: node-f, containers: [{name: c, image: x}]}
     expect(readdirSync(join(dir, 'ipamhandles'))).toEqual([]);
   });
 });
+
+describe('petrel-ipam on its own and petrel ctl ipam', () => {
+  it('a leaked address (IPAM ADD, no endpoint) is reported by ipam check and freed by ipam release --from-report', async () => {
+    const { execFile } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { ROOT } = await import('./harness.js');
+    const ctl = (args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) =>
+        execFile(process.execPath, [join(ROOT, 'dist', 'agent', 'cli.js'), 'ctl', 'ipam', ...args, '--datastore-type', 'etcdv3', '--etcd-endpoints', etcd.endpoint], { timeout: 60_000 }, (err, so, se) =>
+          resolve({ code: err ? ((err as any).code ?? 1) : 0, out: so + se }),
+        ),
+      );
+    // petrel-ipam as a delegated IPAM plugin: an IPAM result, no interfaces
+    const ipamConf = { ...conf(), type: 'bridge' };
+    const r = await execPlugin(join(inst.binDir, 'petrel-ipam'), JSON.stringify(ipamConf), { command: 'ADD', containerId: 'leak-0001', netns: '/run/netns/whatever', ifname: 'eth0', cniPath: inst.cniPath, node });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.json.interfaces).toBeUndefined();
+    expect(r.json.ips).toHaveLength(1);
+    const ip = r.json.ips[0].address.split('/')[0];
+    expect(r.json.routes).toEqual([{ dst: '0.0.0.0/0' }]);
+
+    const show = await ctl(['show', '--ip', ip]);
+    expect(show.out).toContain(`IP ${ip} is in use`);
+    expect(show.out).toContain('Handle ID: k8s-pod-network.leak-0001');
+    const dir = mkdtempSync(join(tmpdir(), 'ptcn-rep-'));
+    try {
+      const chk = await ctl(['check', '-o', join(dir, 'r.json')]);
+      expect(chk.code, chk.out).toBe(1);
+      expect(chk.out).toContain(`${ip} leaked`);
+      expect(chk.out).toContain('Check complete; found 1 problems.');
+      const rel = await ctl(['release', '--from-report', join(dir, 'r.json')]);
+      expect(rel.code, rel.out).toBe(0);
+      expect(rel.out).toContain('Released 1 IPs successfully');
+      const again = await ctl(['check']);
+      expect(again.out).toContain('Check complete; found 0 problems.');
+      expect(again.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // the handle went with its last address; a DEL of the IPAM plugin is still fine
+    expect(keys('/calico/ipam/v2/handle/')).toEqual([]);
+    const d = await execPlugin(join(inst.binDir, 'petrel-ipam'), JSON.stringify(ipamConf), { command: 'DEL', containerId: 'leak-0001', ifname: 'eth0', cniPath: inst.cniPath, node });
+    expect(d.code, d.stdout).toBe(0);
+  });
+});
