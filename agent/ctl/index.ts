@@ -21,6 +21,12 @@ function run(fn: (argv: Record<string, unknown>) => Promise<void>) {
   return async (argv: Record<string, unknown>): Promise<void> => {
     let code = 0;
     try {
+      if (!inProcess) {
+        // stdout is for ctl's output; logs go to stderr, warnings and up unless asked for.
+        const explicit = process.env.LOG_LEVEL !== undefined || process.argv.some((a) => a === '--log-level' || a.startsWith('--log-level='));
+        const { setLogLevel } = await import('../log.js');
+        setLogLevel(explicit ? String(argv.logLevel ?? 'warn') : 'warn', 2);
+      }
       await fn(argv);
     } catch (e) {
       const ex = e instanceof CtlExit ? e : new CtlExit(EXIT_BAD_INPUT, e instanceof Error ? e.message : String(e));

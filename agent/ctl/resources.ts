@@ -170,7 +170,8 @@ export function validateAll(docs: InputDoc[], namespace?: string): { raw: Resour
           ]);
         }
       }
-      const { resource } = validateResource(raw, src);
+      const { resource, warnings } = validateResource(raw, src);
+      for (const w of warnings ?? []) io().err(`warning: ${docLabel(d)}: ${w.path}: ${w.message}\n`);
       const k = kindOf(resource.apiVersion, resource.kind);
       if (!k) throw new ValidationError(src, [{ path: 'kind', message: `unknown kind ${resource.apiVersion} ${resource.kind}` }]);
       out.push({ raw, resource, info: k });
