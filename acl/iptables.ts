@@ -521,7 +521,11 @@ export class IptablesDataplane {
       if (c.family === f && c.table === t) toCheck.add(c.name);
     }
     for (const name of ts.ours.keys()) if (!desired.chains.has(chainKey(f, t, name))) toCheck.add(name);
-    for (const name of toCheck) {
+    // Top-down order (top-level, dispatch, endpoint, then policy/profile chains): with nft,
+    // adding a jump makes the kernel walk the target chain for loops, so referencing rules go
+    // in while their targets are still empty.
+    const ordered = [...toCheck].sort((a, b) => this.rank(a) - this.rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+    for (const name of ordered) {
       const rules = desired.chains.get(chainKey(f, t, name));
       const have = ts.ours.get(name);
       if (!rules) {
@@ -591,6 +595,15 @@ export class IptablesDataplane {
     }
     // Hooks are inserted after our chains exist and removed before they go.
     return [`*${t}`, ...decl, ...body, ...hookOps, ...deletes, 'COMMIT', ''].join('\n');
+  }
+
+  private rank(chain: string): number {
+    const n = chain.slice(this.names.prefix.length);
+    if (/^[A-Z]/.test(n) || n === 'wl-to-host' || n === 'nat-outgoing') return 0;
+    if (n.includes('dispatch') || n.endsWith('host-endpoint')) return 1;
+    if (/^(tw|fw|th|fh)-/.test(n)) return 2;
+    if (/^(pi|po|pri|pro)-/.test(n)) return 3;
+    return 4;
   }
 
   private async restoreTable(f: Family, t: Table, input: string): Promise<void> {
