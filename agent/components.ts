@@ -101,6 +101,8 @@ export class BgpComponent implements AgentComponent {
       const r = this.speaker.ready();
       if (r.ready) this.health.ready(r.reason);
       else this.health.notReady(r.reason ?? 'BGP peers not established');
+    } else if (!this.live && !this.error) {
+      this.health.ready('dry-run: sessions not opened');
     }
   }
 
