@@ -354,6 +354,8 @@ export class RouteManager extends EventEmitter {
     this.started = true;
     await this.dumpKernel();
     this.log.info({ protocol: this.protocol, routes: this.kernel.size, links: this.links.size }, 'route manager started; waiting for the desired set');
+    // a desired set handed over before start() finished
+    if (this.pending()) this.kick();
   }
 
   async stop(): Promise<void> {
@@ -364,6 +366,7 @@ export class RouteManager extends EventEmitter {
     this.conn?.close();
     if (this.ownsHost) await this.host.close();
     this.started = false;
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /** Replaces the whole desired set; resolves once it has been applied. Invalid routes are reported and skipped. */
