@@ -64,7 +64,9 @@ export async function install(env: NodeJS.ProcessEnv): Promise<number> {
     if (env.PETREL_INSTALL_DIR) {
       const dest = env.PETREL_INSTALL_DIR;
       mkdirSync(join(dest, 'bin'), { recursive: true });
-      for (const d of ['dist', 'node_modules', 'package.json']) {
+      // What the plugin loads: the compiled tree and its one runtime dependency (yaml, for
+      // kubeconfigs and file-datastore manifests); not the agent's dependencies.
+      for (const d of ['dist', 'package.json', join('node_modules', 'yaml')]) {
         if (existsSync(join(pkgRoot, d))) cpSync(join(pkgRoot, d), join(dest, d), { recursive: true, force: true });
       }
       copyFileSync(process.execPath, join(dest, 'bin', 'node.new'));

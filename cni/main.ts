@@ -12,9 +12,27 @@ function fail(code: number, msg: string, details = '', version = '1.0.0'): never
   process.exit(1);
 }
 
+/** Reads all of stdin synchronously (no stream machinery to load for a few hundred bytes). */
 async function readStdin(): Promise<string> {
+  const { readSync } = await import('node:fs');
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const buf = Buffer.allocUnsafe(65536);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+      if (code === 'EOF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 
