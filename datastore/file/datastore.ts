@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { type FSWatcher, promises as fsp, watch as fsWatch } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { logger, type Logger } from '../../agent/log.js';
+import { counter, gauge } from '../../agent/metrics.js';
 import {
   ConflictError,
   type Datastore,
@@ -48,6 +49,10 @@ import {
   sha256,
   storedForm,
 } from './parse.js';
+
+const mProblems = () =>
+  gauge({ name: 'petrel_datastore_file_problems', help: 'File datastore: broken files and shadowed duplicate definitions right now' });
+const mRescans = () => counter({ name: 'petrel_datastore_file_rescans_total', help: 'File datastore: re-reads of the directory tree' });
 
 export interface FileDatastoreOptions {
   path: string;
@@ -359,6 +364,8 @@ export class FileDatastore implements Datastore {
       if (!this.duplicateErrors.some((p) => p.message === d.message)) this.log.warn({ file: d.source }, d.message);
     }
     this.duplicateErrors = dup;
+    mRescans().inc();
+    mProblems().set([...this.files.values()].filter((f) => f.problem).length + dup.length);
 
     for (const [key, w] of winners) {
       const before = this.winners.get(key);
