@@ -146,17 +146,22 @@ export class Conn {
 
   private onData(d: Buffer): void {
     if (this.closed) return;
-    this.reader.push(d);
-    for (;;) {
-      if (this.closed) return;
-      const m = this.reader.next();
-      if (m === null) return;
-      if (m instanceof BgpNotification) {
-        this.close(m, `framing error: ${m.toString()}`);
-        return;
+    try {
+      this.reader.push(d);
+      for (;;) {
+        if (this.closed) return;
+        const m = this.reader.next();
+        if (m === null) return;
+        if (m instanceof BgpNotification) {
+          this.close(m, `framing error: ${m.toString()}`);
+          return;
+        }
+        this.resetHold();
+        this.session.onMessage(this, m);
       }
-      this.resetHold();
-      this.session.onMessage(this, m);
+    } catch (e) {
+      // A bug must cost this one session, never the process or another session.
+      this.session.internalError(this, e);
     }
   }
 
@@ -396,15 +401,26 @@ export class Session {
 
   private sendOpen(conn: Conn): void {
     conn.state = 'OpenSent';
-    conn.send(
-      encodeOpen({
+    let open: Buffer;
+    try {
+      open = encodeOpen({
         asn: this.host.localAs,
         holdTime: this.holdTimeCfg,
         bgpId: this.host.routerIdNum,
         capabilities: this.host.capabilities(this.cfg, this.family),
-      }),
-    );
+      });
+    } catch (e) {
+      this.internalError(conn, e);
+      return;
+    }
+    conn.send(open);
     conn.startHold(OPEN_HOLD_MS);
+  }
+
+  /** An unexpected exception while handling this session: log it, reset only this connection. */
+  internalError(conn: Conn, e: unknown): void {
+    this.host.log.error({ peer: this.address, err: (e as Error)?.stack ?? String(e) }, 'internal error in BGP session; resetting it');
+    conn.close(cease(CeaseSubcode.OUT_OF_RESOURCES), `internal error: ${(e as Error)?.message ?? e}`);
   }
 
   onMessage(conn: Conn, m: RawMessage): void {

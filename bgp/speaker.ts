@@ -143,7 +143,8 @@ class PeerState implements RibPeer {
   eorFamilies = new Set<number>();
   eorReceived = false;
   restartTimer: NodeJS.Timeout | null = null;
-  configuredAt = Date.now();
+  /** When the session was configured or last left Established (readiness grace). */
+  notUpSince = Date.now();
   constructor(
     readonly address: string,
     readonly session: Session,
@@ -305,6 +306,19 @@ export class BgpSpeaker implements SessionHost {
   /** Applies a configuration live: only sessions whose OPEN-relevant fields changed are reset. */
   configure(cfg: SpeakerConfig): void {
     this.configured = true;
+    if (parseIp4(cfg.routerId) === undefined) {
+      this.log.error({ routerId: cfg.routerId }, 'invalid router ID (needs an IPv4 address): configuration ignored');
+      return;
+    }
+    if (cfg.listenPort !== this.listenPort) {
+      this.listenPort = cfg.listenPort;
+      if (this.started && this.server) {
+        const old = this.server;
+        this.server = null;
+        old.close();
+        this.listen().catch((e) => this.log.error({ err: (e as Error).message, port: cfg.listenPort }, 'BGP listener could not move to the new port'));
+      }
+    }
     const idChanged = cfg.routerId !== this.routerId || cfg.asNumber !== this.localAs;
     if (idChanged) {
       this.log.info({ asNumber: cfg.asNumber, routerId: cfg.routerId }, 'local AS or router ID changed: resetting every session');
@@ -507,7 +521,7 @@ export class BgpSpeaker implements SessionHost {
     for (const s of this.sessions.values()) {
       if (s.state === 'Established') continue;
       const ps = this.peerStates.get(s)!;
-      const since = Math.max(ps.configuredAt, this.startedAt, s.since.getTime());
+      const since = Math.max(ps.notUpSince, this.startedAt);
       if (now - since < this.readyGraceMs) continue;
       bad.push(`${s.address} ${s.state}${s.info ? ` (${s.info})` : ''}`);
     }
@@ -592,6 +606,7 @@ export class BgpSpeaker implements SessionHost {
     ps.asNumber = s.cfg.asNumber;
     ps.ebgp = s.cfg.asNumber !== this.localAs;
     ps.outCache = new WeakMap();
+    ps.paths = new Map();
     ps.adjOut.clear();
     ps.dirty.clear();
     ps.queue = [];
@@ -622,6 +637,7 @@ export class BgpSpeaker implements SessionHost {
     const ps = this.peerStates.get(s);
     if (!ps) return;
     mFlaps.inc({ peer: s.address });
+    ps.notUpSince = Date.now();
     ps.queue = [];
     ps.qHead = 0;
     this.busy.delete(ps);
@@ -680,7 +696,12 @@ export class BgpSpeaker implements SessionHost {
         for (let i = 0; i < 8 && ps.qHead < ps.queue.length; i++) {
           const m = ps.queue[ps.qHead]!;
           (ps.queue as any)[ps.qHead++] = undefined;
-          this.process(ps, m);
+          try {
+            this.process(ps, m);
+          } catch (e) {
+            const conn = ps.session.established;
+            if (conn) ps.session.internalError(conn, e);
+          }
           n++;
           if ((n & 3) === 0 && performance.now() >= deadline) break;
         }
@@ -931,7 +952,13 @@ export class BgpSpeaker implements SessionHost {
     for (const ps of this.peerStates.values()) {
       const conn = ps.session.established;
       if (!conn || ps.waitDrain) continue;
-      while (ps.dirty.size && performance.now() < deadline && !ps.waitDrain) this.exportSome(ps, 2000);
+      try {
+        while (ps.dirty.size && performance.now() < deadline && !ps.waitDrain) this.exportSome(ps, 2000);
+      } catch (e) {
+        ps.dirty.clear();
+        ps.session.internalError(conn, e);
+        continue;
+      }
       if (ps.dirty.size) {
         if (!ps.waitDrain) more = true;
         continue;
