@@ -1,6 +1,6 @@
 // `petrel ctl` round trip on the file datastore (in-process through runCtl, and through the
 // real binary), all-or-nothing apply, exit codes, secrets, node status against a live /status.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -419,6 +419,15 @@ describe('the real binary: node dist/agent/cli.js ctl', () => {
       expect(r.err).toMatch(/document 1.*spec\.cidr/s);
       r = await run(['--datastore-path', join(dir, 'missing'), 'get', 'pools']);
       expect(r.code).toBe(2);
+      // get -o yaml | apply -f - into another directory: stdout carries only the YAML.
+      const ds2 = join(dir, 'ds2');
+      mkdirSync(ds2);
+      const yaml = (await run(['--datastore-path', ds, 'get', 'pools', '-o', 'yaml'])).out;
+      const piped = spawnSync(process.execPath, [cli, 'ctl', '--datastore-path', ds2, 'apply', '-f', '-'], { input: yaml, encoding: 'utf8', timeout: 30_000 });
+      expect([piped.status, piped.stdout]).toEqual([0, "Successfully applied 2 'IPPool' resource(s)\n"]);
+      const ns = spawnSync(process.execPath, [cli, 'ctl', 'node', 'status', '--agent', 'http://127.0.0.1:9'], { encoding: 'utf8', timeout: 30_000 });
+      expect(ns.status).toBe(2);
+      expect(ns.stderr).toMatch(/Petrel process is not running/);
     } finally {
       cleanup();
     }
