@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { PolicyCalculator } from '../agent/calc/policy.js';
+import type { DatastoreEvent, Resource } from '../datastore/index.js';
+import { profileFromNamespace, workloadEndpointFromPod } from '../datastore/derive.js';
+import { LabelIndex } from './labelindex.js';
+import { parseSelector } from './selector.js';
+
+const NODE = 'n1';
+function pod(ns: string, name: string, ip: string, labels: Record<string, string>, node = NODE): DatastoreEvent {
+  const p: Resource = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels }, spec: { nodeName: node, containers: [] }, status: { podIP: ip } };
+  const w = workloadEndpointFromPod(p)!;
+  return { type: 'update', kind: 'WorkloadEndpoint', key: `WorkloadEndpoint/${ns}/${w.metadata.name}`, resource: w };
+}
+function ns(name: string, labels: Record<string, string> = {}): DatastoreEvent {
+  const p = profileFromNamespace({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+  return { type: 'update', kind: 'Profile', key: `Profile/${p.metadata.name}`, resource: p };
+}
+function gnp(name: string, spec: any): DatastoreEvent {
+  return { type: 'update', kind: 'GlobalNetworkPolicy', key: `GlobalNetworkPolicy/${name}`, resource: { apiVersion: 'projectcalico.org/v3', kind: 'GlobalNetworkPolicy', metadata: { name }, spec } };
+}
+function members(calc: PolicyCalculator): Map<string, string[]> {
+  return new Map([...calc.desired.ipsets].map(([n, s]) => [n, [...s.members].sort()]));
+}
+
+describe('LabelIndex', () => {
+  it('reports matches incrementally and evaluates only candidate selectors', () => {
+    const log: string[] = [];
+    const idx = new LabelIndex((s, i, m) => log.push(`${m ? '+' : '-'}${s}:${i}`));
+    idx.updateSelector('A', parseSelector("app == 'web'"));
+    idx.updateSelector('B', parseSelector("tier != 'db'"));
+    idx.updateItem('p1', { app: 'web' });
+    idx.updateItem('p2', { app: 'db', tier: 'db' });
+    expect(log.sort()).toEqual(['+A:p1', '+B:p1']);
+    log.length = 0;
+    idx.updateItem('p1', { app: 'api' });
+    expect(log).toEqual(['-A:p1']);
+    log.length = 0;
+    idx.updateItem('p2', { app: 'web', tier: 'web' });
+    expect(log.sort()).toEqual(['+A:p2', '+B:p2']);
+    log.length = 0;
+    idx.deleteSelector('A');
+    expect(log).toEqual(['-A:p2']);
+    idx.deleteItem('p1');
+    expect([...idx.members('B')]).toEqual(['p2']);
+  });
+});
+
+describe('PolicyCalculator (no kernel)', () => {
+  const base = (): PolicyCalculator => {
+    const calc = new PolicyCalculator({ nodeName: NODE, ipVersions: [4] });
+    calc.onEvents([
+      ns('prod', { team: 'a' }),
+      ns('dev', { team: 'b' }),
+      pod('prod', 'web', '10.0.0.1', { app: 'web' }),
+      pod('prod', 'db', '10.0.0.2', { app: 'db' }),
+      pod('dev', 'x', '10.0.0.3', { app: 'web' }),
+      pod('dev', 'remote', '10.0.9.9', { app: 'web' }, 'other-node'),
+      gnp('g', {
+        selector: "app == 'db'",
+        ingress: [
+          { action: 'Allow', source: { selector: "app == 'web'" } },
+          { action: 'Allow', source: { namespaceSelector: "team == 'b'" } },
+        ],
+      }),
+      { type: 'in-sync' },
+    ]);
+    calc.desired.takeChanges();
+    return calc;
+  };
+
+  it('selector sets hold local and remote endpoints; only local ones get chains', () => {
+    const calc = base();
+    const sets = [...members(calc).values()];
+    expect(sets).toContainEqual(['10.0.0.1', '10.0.0.3', '10.0.9.9']);
+    expect(sets).toContainEqual(['10.0.0.3', '10.0.9.9']);
+    const tw = [...calc.desired.chains.keys()].filter((k) => k.includes('pet-tw-'));
+    expect(tw).toHaveLength(3);
+  });
+
+  it("a pod's label change touches only the sets whose selectors it affects", () => {
+    const calc = base();
+    calc.onEvents([pod('prod', 'web', '10.0.0.1', { app: 'api' })]);
+    const ch = calc.desired.takeChanges();
+    expect(ch.sets.size).toBe(0);
+    expect([...ch.deltas.values()].map((d) => [...d])).toEqual([[['10.0.0.1', false]]]);
+    expect(ch.chains.size).toBe(0);
+  });
+
+  it('a namespace label change moves all its pods in namespaceSelector sets', () => {
+    const calc = base();
+    calc.onEvents([ns('prod', { team: 'b' })]);
+    const ch = calc.desired.takeChanges();
+    const d = [...ch.deltas.values()].flatMap((m) => [...m]);
+    expect(d.sort()).toEqual([
+      ['10.0.0.1', true],
+      ['10.0.0.2', true],
+    ]);
+  });
+
+  it('a policy that stops matching any local endpoint loses its chain and its sets', () => {
+    const calc = base();
+    calc.onEvents([pod('prod', 'db', '10.0.0.2', { app: 'cache' })]);
+    expect([...calc.desired.chains.keys()].some((k) => k.includes('pet-pi-gnp.g'))).toBe(false);
+    expect(calc.desired.ipsets.size).toBe(0);
+    calc.onEvents([pod('prod', 'db', '10.0.0.2', { app: 'db' })]);
+    expect([...calc.desired.chains.keys()].some((k) => k.includes('pet-pi-gnp.g'))).toBe(true);
+    expect(calc.desired.ipsets.size).toBe(2);
+  });
+
+  it('a bad update keeps the last good policy and reports the error', () => {
+    const calc = base();
+    const before = JSON.stringify([...calc.desired.chains]);
+    calc.onEvents([gnp('g', { selector: "app == 'db' &&", ingress: [] })]);
+    expect(JSON.stringify([...calc.desired.chains])).toBe(before);
+    expect(calc.status().errors).toEqual([{ resource: 'GlobalNetworkPolicy/g', message: expect.stringContaining('spec.selector') }]);
+    calc.onEvents([gnp('g', { selector: "app == 'db'", ingress: [] })]);
+    expect(calc.status().errors).toEqual([]);
+  });
+
+  it('FelixConfiguration: default overridden by node.<name>', () => {
+    const calc = base();
+    const fc = (name: string, spec: any): DatastoreEvent => ({
+      type: 'update',
+      kind: 'FelixConfiguration',
+      key: `FelixConfiguration/${name}`,
+      resource: { apiVersion: 'projectcalico.org/v3', kind: 'FelixConfiguration', metadata: { name }, spec },
+    });
+    calc.onEvents([fc('default', { defaultEndpointToHostAction: 'Accept', failsafeInboundHostPorts: [{ protocol: 'TCP', port: 2222 }] })]);
+    expect(calc.desired.chains.get('4|filter|pet-wl-to-host')![1]).toMatch(/-j ACCEPT$/);
+    expect(calc.desired.chains.get('4|filter|pet-failsafe-in')).toEqual(['-p tcp -m tcp --dport 2222 -j MARK --set-xmark 0x10000/0x10000']);
+    calc.onEvents([fc(`node.${NODE}`, { defaultEndpointToHostAction: 'Return', chainInsertMode: 'Append' })]);
+    expect(calc.desired.chains.get('4|filter|pet-wl-to-host')![1]).toMatch(/-j RETURN$/);
+    expect(calc.desired.insertMode).toBe('Append');
+  });
+
+  it('host endpoints get from/to-host chains with failsafe first', () => {
+    const calc = base();
+    calc.onEvents([
+      {
+        type: 'update',
+        kind: 'HostEndpoint',
+        key: 'HostEndpoint/h1',
+        resource: { apiVersion: 'projectcalico.org/v3', kind: 'HostEndpoint', metadata: { name: 'h1', labels: { role: 'node' } }, spec: { node: NODE, interfaceName: 'eth0', expectedIPs: ['192.168.1.1'] } },
+      },
+    ]);
+    const fh = calc.desired.chains.get('4|filter|pet-fh-eth0')!;
+    expect(fh).toContain('-j pet-failsafe-in');
+    expect(fh[fh.length - 1]).toMatch(/Drop if no profiles matched/);
+    expect(calc.desired.chains.get('4|filter|pet-from-host-endpoint')).toEqual(['-i eth0 -g pet-fh-eth0']);
+    expect(calc.desired.chains.get('4|filter|pet-INPUT')).toContain('-j pet-from-host-endpoint');
+  });
+});
