@@ -101,6 +101,22 @@ describe('Ipam', () => {
     await expect(ipam.assign(req('h2', 'n1', { ips: ['10.6.0.77'] }))).rejects.toThrow(/in use/);
   });
 
+  it("takes over another node's empty block once the pool has no unclaimed block left", async () => {
+    const s = store([pool('10.11.0.0/28')]); // two /29 blocks
+    const ipam = new Ipam(s);
+    ipam.reclaimAgeMs = 0;
+    await ipam.assign(req('a', 'n1'));
+    await ipam.assign(req('b', 'n2'));
+    await ipam.releaseByHandle('b'); // n2's block is empty but still affine to n2
+    s.config.strictAffinity = true; // no borrowing: n3 needs a block of its own
+    for (let i = 0; i < 7; i++) await ipam.assign(req(`a${i}`, 'n1'));
+    const [ip] = await ipam.assign(req('c', 'n3'));
+    expect(ip).toBeTruthy();
+    const hosts = (await s.listAffinities()).map((a) => a.value.host).sort();
+    expect(hosts).toEqual(['n1', 'n3']);
+    expect(check(await snapshot(s)).problems).toEqual([]);
+  });
+
   it('dual stack assigns one address of each family', async () => {
     const ipam = new Ipam(store([pool('10.7.0.0/24'), pool('fd00:7::/120')]));
     const ips = await ipam.assign(req('h1', 'n1', { num6: 1 }));

@@ -269,7 +269,13 @@ export class Ipam {
         }
         if (candidate) break;
       }
-      if (!candidate) return undefined;
+      if (!candidate) {
+        // No unclaimed block left: take over another host's empty block claimed long enough ago
+        // (Calico's EmptyBlockMinReclaimAge), through that host's affinity release.
+        const reclaimed = await this.reclaimEmptyBlock(pools, host);
+        if (reclaimed) continue;
+        return undefined;
+      }
       const cidr = candidate.cidr;
       let aff: Rev<BlockAffinity>;
       try {
@@ -301,6 +307,22 @@ export class Ipam {
       return cidr;
     }
     throw new IpamError('max retries hit claiming a block - excessive concurrent IPAM requests');
+  }
+
+  /** Minimum age of another host's claim before its empty block may be taken over. */
+  reclaimAgeMs = 60_000;
+
+  private async reclaimEmptyBlock(pools: PoolInfo[], host: string): Promise<boolean> {
+    const now = Date.now();
+    for (const b of await this.store.listBlocks()) {
+      const v = b.value;
+      if (!v.affinity?.startsWith('host:') || v.affinity === hostAffinity(host) || !isEmpty(v)) continue;
+      if (!pools.some((p) => contains(p.cidr, v.cidr))) continue;
+      const claimed = v.affinityClaimTime ? Date.parse(v.affinityClaimTime) : 0;
+      if (now - claimed < this.reclaimAgeMs) continue;
+      if (await this.releaseAffinity(v.affinity.slice(5), v.cidr, true)) return true;
+    }
+    return false;
   }
 
   /** Allocates up to `num` addresses in one block for the request, CAS-retried. `host` restricts to our own block. */
