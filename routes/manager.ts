@@ -643,7 +643,12 @@ export class RouteManager extends EventEmitter {
           const before = this.kernel.get(id);
           this.absorbRoute(m.type, r);
           // ignore the echo of our own change
-          if (m.type === RTM_DELROUTE || !before || !sameKernel(before, r)) this.dirtyKeys.add(keyOf(r.table, r.dst));
+          if (m.type === RTM_DELROUTE || !before || !sameKernel(before, r)) {
+            const key = keyOf(r.table, r.dst);
+            // a route of ours at an unusual metric or TOS is never wanted: the full pass finds it
+            if (id === key) this.dirtyKeys.add(key);
+            else if (m.type === RTM_NEWROUTE) this.fullDirty = true;
+          }
         } else {
           const wasForeign = this.foreign.has(id);
           this.absorbRoute(m.type, r);
@@ -758,6 +763,7 @@ export class RouteManager extends EventEmitter {
         scope: 255, // RT_SCOPE_NOWHERE: any scope
         flags: 0,
         priority: k.priority,
+        tos: k.tos,
       },
     };
   }

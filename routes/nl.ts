@@ -444,6 +444,7 @@ export interface RouteSpec {
   prefsrc?: string;
   priority?: number;
   mtu?: number;
+  tos?: number;
 }
 
 export function encodeRoute(w: NlWriter, type: number, flags: number, seq: number, r: RouteSpec): void {
@@ -454,7 +455,7 @@ export function encodeRoute(w: NlWriter, type: number, flags: number, seq: numbe
   w.u8(r.family);
   w.u8(plen);
   w.u8(0); // src_len
-  w.u8(0); // tos
+  w.u8(r.tos ?? 0);
   w.u8(r.table < 256 ? r.table : 0);
   w.u8(r.protocol);
   w.u8(r.scope);

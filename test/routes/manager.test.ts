@@ -96,6 +96,9 @@ describe('RouteManager', () => {
     await ns.exec('ip', ['route', 'del', '10.65.0.0/26', 'proto', '80']);
     await ns.exec('ip', ['route', 'replace', '10.65.1.0/26', 'via', '192.168.50.3', 'dev', 'eth0', 'proto', '80']);
     await ns.exec('ip', ['route', 'add', '10.99.0.0/24', 'via', '192.168.50.2', 'proto', '80']);
+    // ours by protocol, on a desired prefix but at another metric / TOS: not what we want either
+    await ns.exec('ip', ['route', 'add', '10.65.4.0/26', 'via', '192.168.50.2', 'proto', '80', 'metric', '7']);
+    await ns.exec('ip', ['route', 'add', '10.98.0.0/24', 'tos', '0x10', 'via', '192.168.50.2', 'proto', '80']);
     await ns.exec('ip', ['-6', 'route', 'del', 'fd00:65::/122', 'proto', '80']);
     await ns.exec('ip', ['-6', 'route', 'add', 'fd00:99::/64', 'via', 'fd00:50::2', 'proto', '80']);
     await eventually(async () => JSON.stringify(await routesOf(ns, 80, 4)) === JSON.stringify(v4) && JSON.stringify(await routesOf(ns, 80, 6)) === JSON.stringify(v6), 5000, 'drift repaired');
