@@ -1,0 +1,93 @@
+// Best-path selection (RFC 4271 §9.1.2.2, RFC 4456 §9) and Loc-RIB bookkeeping.
+import { describe, expect, it } from 'vitest';
+import { AsPathSegmentType, type PathAttributes, type Prefix } from './codec/index.js';
+import { LocRib, Path, comparePaths, internPath, type RibPeer } from './rib.js';
+
+function peer(address: string, opts: Partial<RibPeer> = {}): RibPeer {
+  return { address, bgpId: 1, asNumber: 65001, ebgp: true, rrClient: false, adjIn: new Map(), stale: null, paths: new Map(), ...opts };
+}
+const seq = (...asns: number[]) => [{ type: AsPathSegmentType.AS_SEQUENCE, asns }];
+const attrs = (a: Partial<PathAttributes> = {}): PathAttributes => ({ origin: 0, asPath: seq(65001), nextHop: '10.0.0.1', ...a });
+const best = (...ps: Path[]) => [...ps].sort(comparePaths)[0];
+
+describe('comparePaths', () => {
+  const e1 = peer('10.0.0.1', { bgpId: 10 });
+  const e2 = peer('10.0.0.2', { bgpId: 20 });
+  const i1 = peer('10.0.0.3', { bgpId: 5, ebgp: false, asNumber: 64512 });
+  const i2 = peer('10.0.0.4', { bgpId: 6, ebgp: false, asNumber: 64512 });
+
+  it('local routes first', () => {
+    const local = new Path(null, { origin: 0, asPath: [] });
+    expect(best(new Path(e1, attrs()), local)).toBe(local);
+  });
+  it('highest LOCAL_PREF (iBGP), eBGP counts as 100', () => {
+    const hi = new Path(i1, attrs({ localPref: 200, asPath: seq(1, 2, 3) }));
+    expect(best(new Path(e1, attrs()), hi)).toBe(hi);
+    const lo = new Path(i1, attrs({ localPref: 50 }));
+    const e = new Path(e1, attrs({ asPath: seq(1, 2, 3) }));
+    expect(best(lo, e)).toBe(e);
+  });
+  it('shortest AS_PATH (an AS_SET counts one)', () => {
+    const short = new Path(e2, attrs({ asPath: [{ type: AsPathSegmentType.AS_SET, asns: [1, 2, 3] }, ...seq(4)] }));
+    expect(best(new Path(e1, attrs({ asPath: seq(1, 2, 3) })), short)).toBe(short);
+  });
+  it('lowest ORIGIN', () => {
+    const igp = new Path(e2, attrs({ origin: 0 }));
+    expect(best(new Path(e1, attrs({ origin: 2 })), igp)).toBe(igp);
+  });
+  it('lowest MED only between routes from the same neighbour AS', () => {
+    const a = new Path(e2, attrs({ med: 5, asPath: seq(65001) }));
+    const b = new Path(e1, attrs({ med: 10, asPath: seq(65001) }));
+    expect(best(b, a)).toBe(a);
+    // different neighbour AS: MED ignored, falls to router id (e1 lower)
+    const c = new Path(e1, attrs({ med: 10, asPath: seq(65001) }));
+    const d = new Path(e2, attrs({ med: 5, asPath: seq(65009) }));
+    expect(best(d, c)).toBe(c);
+  });
+  it('eBGP over iBGP, then lowest router id / ORIGINATOR_ID, shorter CLUSTER_LIST, lowest peer address', () => {
+    const e = new Path(e2, attrs());
+    expect(best(new Path(i1, attrs()), e)).toBe(e);
+    const x = new Path(i1, attrs({ originatorId: 99 }));
+    const y = new Path(i2, attrs());
+    expect(best(x, y)).toBe(y); // 6 < 99
+    const c1 = new Path(i1, attrs({ originatorId: 7, clusterList: [1, 2] }));
+    const c2 = new Path(i2, attrs({ originatorId: 7, clusterList: [1] }));
+    expect(best(c1, c2)).toBe(c2);
+    const p1 = new Path(peer('10.0.0.9', { bgpId: 1 }), attrs());
+    const p2 = new Path(peer('10.0.0.10', { bgpId: 1 }), attrs());
+    expect(best(p1, p2)).toBe(p1); // 10.0.0.9 < 10.0.0.10 numerically
+  });
+});
+
+describe('LocRib', () => {
+  it('tracks best per prefix, fresh routes shadow stale ones, reports the old best once per drain', () => {
+    const rib = new LocRib();
+    const a = peer('10.0.0.1', { bgpId: 1 });
+    const b = peer('10.0.0.2', { bgpId: 2 });
+    rib.addPeer(a);
+    rib.addPeer(b);
+    const p: Prefix = 42 * 64 + 24;
+    const pa = internPath(a, attrs());
+    expect(internPath(a, pa.attrs)).toBe(pa);
+    a.adjIn.set(p, pa);
+    rib.announced(p, a, pa);
+    const pb = internPath(b, attrs({ asPath: seq(1, 2) }));
+    b.adjIn.set(p, pb);
+    rib.announced(p, b, pb);
+    expect(rib.best.get(p)).toBe(pa);
+    expect([...rib.changed]).toEqual([[p, undefined]]);
+    rib.changed.clear();
+    // a restarts: its route goes stale but stays best; then it is flushed -> b
+    a.stale = a.adjIn;
+    a.adjIn = new Map();
+    expect(rib.update(p)).toBe(false);
+    a.stale = null;
+    expect(rib.update(p)).toBe(true);
+    expect(rib.best.get(p)).toBe(pb);
+    expect(rib.changed.get(p)).toBe(pa);
+    b.adjIn.delete(p);
+    rib.update(p);
+    expect(rib.best.has(p)).toBe(false);
+    expect(rib.changed.get(p)).toBe(pa);
+  });
+});
