@@ -1,11 +1,13 @@
 // The shipped deployment, checked without a cluster or a Docker engine: every manifest parses,
 // names and ports are consistent, env names are the CONTRACT's, RBAC covers exactly what the
 // Kubernetes backend reads and writes, the Dockerfile builds what the manifests run.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { API_TYPES } from '../../datastore/kubernetes/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -166,6 +168,65 @@ describe.each(['kubernetes', 'etcd'])('deploy/%s: names, ports, env consistent',
   it('images are the one the Dockerfile documents, tagged with the package version', () => {
     expect(IMAGE).toBe(`ghcr.io/petrel-project/petrel:v${pkg.version}`);
     for (const c of allContainers) expect(c.image, c.name).toBe(IMAGE);
+  });
+});
+
+describe('install-cni init scripts (run with sh against temp directories)', () => {
+  const script = (variant: string) => {
+    const ds = one(load(join(DEPLOY, variant)), 'DaemonSet', 'petrel-node');
+    const init = ds.spec.template.spec.initContainers.find((c: any) => c.name === 'install-cni');
+    expect(init.command.slice(0, 2)).toEqual(['sh', '-c']);
+    return init.command[2] as string;
+  };
+  const runScript = (text: string, root: string, env: Record<string, string>) => {
+    // Re-root the container paths into the temp dir; stop before the real installer.
+    const body = text
+      .replaceAll('/var/run/petrel-cni-token', `${root}/token`)
+      .replaceAll('/etc/petrel/etcd-secrets', `${root}/secrets`)
+      .replaceAll('/host/', `${root}/host/`)
+      .replace(/exec node \/opt\/petrel\/dist\/cni\/main\.js install/, 'env | grep ^ETCD_ | sort > "$0.env"');
+    return execFileSync('sh', ['-c', body, join(root, 'out')], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, encoding: 'utf8' });
+  };
+
+  it('kubernetes: writes a 0600 kubeconfig with the token, CA and API address for the host CNI plugin', () => {
+    const root = mkdtempSync(join(tmpdir(), 'petrel-init-'));
+    try {
+      mkdirSync(join(root, 'token'));
+      writeFileSync(join(root, 'token', 'ca.crt'), 'CA-PEM');
+      writeFileSync(join(root, 'token', 'token'), 'tok-123');
+      runScript(script('kubernetes'), root, { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' });
+      const path = join(root, 'host', 'etc', 'cni', 'net.d', 'petrel-kubeconfig');
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const kc = parseYaml(readFileSync(path, 'utf8'));
+      expect(kc.clusters[0].cluster.server).toBe('https://[fd00::1]:443');
+      expect(Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString()).toBe('CA-PEM');
+      expect(kc.users[0].user.token).toBe('tok-123');
+      expect(kc['current-context']).toBe('petrel-cni');
+      const ds = one(load(join(DEPLOY, 'kubernetes')), 'DaemonSet', 'petrel-node');
+      const env = ds.spec.template.spec.initContainers[0].env.find((e: any) => e.name === 'KUBECONFIG_FILEPATH');
+      expect(env.value).toBe('/etc/cni/net.d/petrel-kubeconfig');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('etcd: copies the TLS files for the host CNI plugin and points the installer at them; none when the Secret is empty', () => {
+    const root = mkdtempSync(join(tmpdir(), 'petrel-init-'));
+    try {
+      mkdirSync(join(root, 'secrets'));
+      runScript(script('etcd'), root, {});
+      expect(readFileSync(join(root, 'out.env'), 'utf8')).toBe('ETCD_CA_CERT_FILE=\nETCD_CERT_FILE=\nETCD_KEY_FILE=\n');
+      for (const f of ['etcd-ca', 'etcd-cert', 'etcd-key']) writeFileSync(join(root, 'secrets', f), `${f}-pem`);
+      runScript(script('etcd'), root, {});
+      expect(readFileSync(join(root, 'out.env'), 'utf8')).toBe(
+        'ETCD_CA_CERT_FILE=/etc/cni/net.d/petrel-tls/etcd-ca\nETCD_CERT_FILE=/etc/cni/net.d/petrel-tls/etcd-cert\nETCD_KEY_FILE=/etc/cni/net.d/petrel-tls/etcd-key\n',
+      );
+      const key = join(root, 'host', 'etc', 'cni', 'net.d', 'petrel-tls', 'etcd-key');
+      expect(readFileSync(key, 'utf8')).toBe('etcd-key-pem');
+      expect(statSync(key).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 
