@@ -203,4 +203,22 @@ describe('computeRoutes', () => {
     const b = computeRoutes(base({ pools: [pool('p4', '10.65.0.0/16', { vxlanMode: 'Always' })], blockAffinities: [...AFFS].reverse(), nodes: [...NODES].reverse() }));
     expect(b).toEqual(a);
   });
+
+  it('IPIP with BGP disabled: remote blocks from the datastore through tunl0 across subnets, direct on the same subnet', () => {
+    const out = computeRoutes(base({ pools: [pool('p4', '10.65.0.0/16', { ipipMode: 'CrossSubnet' })] }));
+    const r = byDst(out.routes);
+    expect(r['10.65.1.0/26']).toEqual({ dst: '10.65.1.0/26', type: 'unicast', via: '192.168.1.11' });
+    expect(r['10.65.2.0/26']).toEqual({ dst: '10.65.2.0/26', type: 'unicast', via: '192.168.2.12', dev: 'tunl0', onlink: true });
+    expect(out.ipipNeeded).toBe(true);
+    // FelixConfiguration ipipEnabled: false turns IPIP off (and the cross-subnet block is then unroutable)
+    const off = computeRoutes(base({ pools: [pool('p4', '10.65.0.0/16', { ipipMode: 'CrossSubnet' })], felixConfig: { ipipEnabled: false } }));
+    expect(off.ipipNeeded).toBe(false);
+    expect(byDst(off.routes)['10.65.2.0/26']).toBeUndefined();
+  });
+
+  it('a disabled pool keeps routing its existing blocks, without encapsulation', () => {
+    const out = computeRoutes(base({ pools: [pool('p4', '10.65.0.0/16', { vxlanMode: 'Always', disabled: true })] }));
+    expect(out.vxlan).toBeUndefined();
+    expect(byDst(out.routes)['10.65.1.0/26']).toEqual({ dst: '10.65.1.0/26', type: 'unicast', via: '192.168.1.11' });
+  });
 });
