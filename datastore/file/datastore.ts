@@ -281,6 +281,7 @@ export class FileDatastore implements Datastore {
       return [];
     }
     const events: DatastoreEvent[] = [];
+    const reconnected = !this.connected;
     if (!this.connected) {
       this.connected = true;
       this.reason = undefined;
@@ -375,6 +376,8 @@ export class FileDatastore implements Datastore {
       if (!winners.has(key)) events.push({ type: 'delete', key, kind: w.entry.kind });
     }
     this.winners = winners;
+    // A resync after the directory came back ends like the first list (types.ts InSyncEvent).
+    if (reconnected) events.push({ type: 'in-sync' });
     return events;
   }
 

@@ -153,10 +153,18 @@ describe('file datastore: load and watch', () => {
       expect(ds.status().connected).toBe(false);
       expect(rec.since(m).some((e) => e.type === 'delete')).toBe(false);
       expect((await ds.list('IPPool')).length).toBe(2);
+      writeFileSync(join(aside, 'while-away.yaml'), ippool('pool-w', '10.80.0.0/16'));
     } finally {
       renameSync(aside, dir);
     }
     await ds.list('IPPool');
     expect(ds.status().connected).toBe(true);
+    const after = rec.since(m);
+    const st = after.filter((e) => e.type === 'status').map((e: any) => e.state);
+    expect(st).toEqual(['disconnected', 'connected']);
+    // The resync brings what changed meanwhile, then in-sync again.
+    const tail = after.slice(after.findIndex((e: any) => e.type === 'status' && e.state === 'connected'));
+    expect(tail.some((e) => e.type === 'update' && e.key === 'IPPool/pool-w')).toBe(true);
+    expect(tail[tail.length - 1]).toEqual({ type: 'in-sync' });
   });
 });
