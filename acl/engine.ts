@@ -155,14 +155,14 @@ export class PolicyEngine {
     for (const k of this.profiles.keys()) this.dirtyProfiles.add(k);
   }
 
-  counts(): { policiesActive: number; endpointsActive: number; ipsetMembers: number } {
+  counts(): { policiesActive: number; endpoints: number; endpointsActive: number; ipsetMembers: number } {
     let policiesActive = 0;
     for (const p of this.policies.values()) if (p.active) policiesActive++;
     let endpointsActive = 0;
     for (const e of this.endpoints.values()) if (e.input.local && e.input.iface) endpointsActive++;
     let ipsetMembers = 0;
     for (const s of this.sets.values()) if (s.refs > 0) ipsetMembers += s.counts.size;
-    return { policiesActive, endpointsActive, ipsetMembers };
+    return { policiesActive, endpoints: this.endpoints.size, endpointsActive, ipsetMembers };
   }
 
   // -------------------------------------------------------------------------------------

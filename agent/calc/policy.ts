@@ -194,7 +194,7 @@ export class PolicyCalculator {
       inSync: this.synced,
       policies: this.policyIds.size,
       policiesActive: c.policiesActive,
-      endpoints: 0,
+      endpoints: c.endpoints,
       endpointsActive: c.endpointsActive,
       ipsetMembers: c.ipsetMembers,
       errors: [...this.errors].map(([resource, message]) => ({ resource, message })),

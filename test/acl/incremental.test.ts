@@ -72,11 +72,26 @@ describe('incremental apply in a real netns', () => {
       },
       { type: 'in-sync' },
     ]);
+    // A set of ours left with another size (an older version, another maxelem): swapped in place.
+    swapped = [...calc.desired.ipsets.keys()].find((n) => n.startsWith('pet-4s:'))!;
+    await ns.exec('ipset', ['create', swapped, 'hash:net', 'maxelem', '1000']);
+    await ns.exec('ipset', ['add', swapped, '192.168.99.0/24']);
     await dp.apply(calc.desired);
   });
+  let swapped = '';
   afterAll(async () => {
     dp?.stop();
     await ns?.destroy();
+  });
+
+  it('a set of ours with another maxelem is re-created through a temp set and swap', async () => {
+    const first = restores.find(([w]) => w === 'ipset')![1];
+    expect(first).toMatch(new RegExp(`^swap ${swapped.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} pet-4t:\\d+$`, 'm'));
+    const list = (await ns.exec('ipset', ['list', swapped])).stdout;
+    expect(list).toContain('maxelem 1048576');
+    expect(list).not.toContain('192.168.99.0/24');
+    expect(list).toContain('10.65.1.3');
+    expect((await ns.exec('ipset', ['list', '-n'])).stdout).not.toMatch(/pet-4t:/);
   });
 
   it('the first apply programs everything and keeps the foreign chain', async () => {
