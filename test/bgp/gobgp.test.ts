@@ -64,6 +64,21 @@ describe('Petrel <-> gobgpd', () => {
     g.stop();
   });
 
+  it('UPDATEs are packed: 300 prefixes with one attribute set arrive in a couple of messages, withdrawals batched', async () => {
+    const g = await Gobgp.start(lab, G, 'g3', Gobgp.toml({ as: 64513, routerId: G4, localAddresses: [G4], peers: [{ ip: P4, as: 64512, localIp: G4 }] }));
+    const prefixes = Array.from({ length: 300 }, (_, i) => `10.12.${i >> 2}.${(i & 3) * 64}/26`);
+    const p = await PetrelProc.start(lab, P, { routerId: P4, asNumber: 64512 }, { peers: [{ address: G4, asNumber: 64513, type: 'global', holdTime: 9 }] }, prefixes.map((prefix) => ({ prefix })));
+    await until('gobgp has all', async () => Object.keys(await g.json('global', 'rib', '-a', 'ipv4')).length === 300);
+    const updates = async () => (await g.json('neighbor', P4)).state.messages.received.update as number;
+    const u0 = await updates();
+    expect(u0).toBeLessThanOrEqual(3); // 300 x 4 octets fit one UPDATE; plus End-of-RIB
+    await p.exports([]);
+    await until('gobgp saw all withdrawn', async () => Object.keys(await g.json('global', 'rib', '-a', 'ipv4')).length === 0);
+    expect((await updates()) - u0).toBeLessThanOrEqual(2);
+    p.kill();
+    g.stop();
+  });
+
   it('iBGP IPv6 with 4-octet ASNs', async () => {
     const g = await Gobgp.start(
       lab,
