@@ -45,6 +45,7 @@ import {
   parseEtcdKey,
 } from './keys.js';
 import { datastoreMetrics } from './metrics.js';
+import { RangeClient, type RawKv } from './range.js';
 
 export interface EtcdDatastoreOptions {
   endpoints: string[];
@@ -100,6 +101,7 @@ function unavailable(e: unknown, endpoints: string[]): DatastoreUnavailableError
 export class EtcdDatastore implements Datastore {
   readonly type = 'etcdv3' as const;
   readonly client: Etcd3;
+  private readonly ranger: RangeClient;
   private readonly log: Logger;
   private readonly metrics = datastoreMetrics();
   private readonly pageSize: number;
@@ -127,7 +129,7 @@ export class EtcdDatastore implements Datastore {
   constructor(readonly opts: EtcdDatastoreOptions) {
     if (!opts.endpoints.length) throw new Error('no etcd endpoints configured');
     this.log = logger('datastore-etcd', { endpoints: opts.endpoints.join(',') });
-    this.pageSize = opts.pageSize ?? 2000;
+    this.pageSize = opts.pageSize ?? 5000;
     this.minBackoff = opts.minBackoffMs ?? 200;
     this.maxBackoff = opts.maxBackoffMs ?? 10_000;
     this.callTimeout = opts.callTimeoutMs ?? 10_000;
@@ -155,6 +157,7 @@ export class EtcdDatastore implements Datastore {
       // Retries and backoff are ours (with jitter); no circuit breaker that fails calls after etcd is back.
       faultHandling: { host: () => noop, global: noop },
     });
+    this.ranger = new RangeClient(opts);
   }
 
   private callOpts() {
@@ -264,7 +267,8 @@ export class EtcdDatastore implements Datastore {
     if (!d) return undefined;
     if (this.badKeys.delete(key)) this.log.info({ key }, `etcd key ${key}: fixed`);
     this.emitted.set(key, { ...d, modRev });
-    return { type: 'update', key: d.rk, kind: d.kind, resource: structuredClone(d.resource) };
+    // handlers get the cached object itself (they must not mutate it); later handlers get copies
+    return { type: 'update', key: d.rk, kind: d.kind, resource: d.resource };
   }
 
   private onDelete(key: string): DatastoreEvent | undefined {
@@ -272,49 +276,51 @@ export class EtcdDatastore implements Datastore {
     const prev = this.emitted.get(key);
     if (!prev) return undefined;
     this.emitted.delete(key);
-    // another etcd key may still define the same resource (e.g. handle ids differing in case)
-    for (const e of this.emitted.values()) if (e.rk === prev.rk) return { type: 'update', key: e.rk, kind: e.kind, resource: structuredClone(e.resource) };
     return { type: 'delete', key: prev.rk, kind: prev.kind };
   }
 
   // ------------------------------------------------------------------------------ sync loop
 
-  /** Paginated range read of every watched prefix, pinned to one revision. */
-  private async loadAll(onFirstPage: () => void): Promise<{ revision: string; kvs: Map<string, IKeyValue> }> {
-    const kvs = new Map<string, IKeyValue>();
+  /**
+   * Paginated range read of every watched prefix, pinned to one revision. Pages are pipelined:
+   * the next page is requested before the current one is decoded, so etcd serves it meanwhile.
+   */
+  private async loadAll(onFirstPage: () => void, onKv: (key: string, kv: RawKv) => void): Promise<string> {
     let revision: string | undefined;
     for (const prefix of WATCH_PREFIXES) {
       const end = prefixEnd(Buffer.from(prefix));
-      let from = Buffer.from(prefix);
+      const fetch = (from: Buffer) => this.ranger.range({ key: from, end, limit: this.pageSize, revision }, this.callTimeout);
+      let res = await fetch(Buffer.from(prefix));
+      if (!revision) {
+        revision = res.revision;
+        onFirstPage();
+      }
       for (;;) {
-        const res = await this.client.kv.range(
-          { key: from, range_end: end, limit: this.pageSize, ...(revision ? { revision } : {}) },
-          this.callOpts(),
-        );
-        if (!revision) {
-          revision = String(res.header.revision);
-          onFirstPage();
-        }
-        for (const kv of res.kvs) kvs.set(kv.key.toString('utf8'), kv);
-        if (!res.more || res.kvs.length === 0) break;
-        from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
+        const more = res.more && res.kvs.length > 0;
+        const next = more ? fetch(Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])])) : undefined;
+        next?.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+        for (const kv of res.kvs) onKv(kv.key.toString('utf8'), kv);
+        if (!next) break;
+        res = await next;
       }
     }
-    return { revision: revision!, kvs };
+    return revision!;
   }
 
   /** List + diff + in-sync, then watch until the watch fails; returns why it ended. */
   private async syncOnce(): Promise<string> {
     const first = this.loads === 0;
     const t0 = performance.now();
-    const { revision, kvs } = await this.loadAll(() => {
-      this.emit(this.setState('resyncing', first ? 'initial load' : this.reason));
-    });
     const events: DatastoreEvent[] = [];
-    for (const [key, kv] of kvs) {
-      const ev = this.onPut(key, kv.value, String(kv.mod_revision));
-      if (ev) events.push(ev);
-    }
+    const kvs = new Set<string>();
+    const revision = await this.loadAll(
+      () => this.emit(this.setState('resyncing', first ? 'initial load' : this.reason)),
+      (key, kv) => {
+        kvs.add(key);
+        const ev = this.onPut(key, kv.value, kv.modRevision);
+        if (ev) events.push(ev);
+      },
+    );
     for (const key of [...this.emitted.keys()]) {
       if (!kvs.has(key)) {
         const ev = this.onDelete(key);
@@ -669,6 +675,7 @@ export class EtcdDatastore implements Datastore {
     for (const { lease } of this.leases.values()) await lease.revoke().catch(() => undefined);
     this.leases.clear();
     this.client.close();
+    this.ranger.close();
   }
 }
 
