@@ -131,6 +131,10 @@ async function inner(n: number): Promise<void> {
       resyncs: s3.resyncs,
       errors: s3.failures.length + s3.conflicts.length,
       rssMB: process.memoryUsage().rss / 1048576,
+      heapAfterGcMB: (() => {
+        (globalThis as any).gc?.();
+        return process.memoryUsage().heapUsed / 1048576;
+      })(),
       rssGrowthMB: (process.memoryUsage().rss - rss0) / 1048576,
     }),
   );
@@ -174,7 +178,7 @@ export default async function bench(args: string[]): Promise<void> {
     // --- Petrel
     const nsP = await freshNs('petrel');
     try {
-      const out = await must('ip', ['netns', 'exec', nsP, process.execPath, runJs, 'routes', '--inner', String(n)]);
+      const out = await must('ip', ['netns', 'exec', nsP, process.execPath, '--expose-gc', runJs, 'routes', '--inner', String(n)]);
       const r = JSON.parse(out.trim().split('\n').pop()!);
       r.kernel = await countRoutes(nsP, '80');
       pr.push(r);
@@ -204,7 +208,7 @@ export default async function bench(args: string[]): Promise<void> {
     `petrel:     10% update through applyDelta(add, remove): best ${min(pD).toFixed(0)} ms wall, ${min(pDc).toFixed(0)} ms CPU = ${(min(pDc) / min(ipUc)).toFixed(2)}x ip's CPU, ${(min(pDc) / min(pBc)).toFixed(2)}x Petrel's bulk CPU (${r.programmedAfterDelta} programmed)`,
   );
   console.log(`ratio update petrel/ip-batch = ${(min(pU) / min(ipU)).toFixed(2)}x best; petrel 10% update / bulk load = ${(min(pU) / min(pB)).toFixed(2)}x`);
-  console.log(`RSS petrel process ${r.rssMB.toFixed(1)} MB (grew ${r.rssGrowthMB.toFixed(1)} MB while programming); load average ${(await import('node:os')).loadavg()[0].toFixed(1)}`);
+  console.log(`RSS petrel process ${r.rssMB.toFixed(1)} MB (grew ${r.rssGrowthMB.toFixed(1)} MB while programming; JS heap after GC ${r.heapAfterGcMB.toFixed(1)} MB holding ${n} routes); load average ${(await import('node:os')).loadavg()[0].toFixed(1)}`);
   rmSync(`${tmp}-bulk`, { force: true });
   rmSync(`${tmp}-update`, { force: true });
 }
