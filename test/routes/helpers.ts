@@ -35,3 +35,36 @@ export async function eventually(fn: () => Promise<boolean> | boolean, ms = 5000
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+const ECHO_SERVER = `
+const s = require('dgram').createSocket({ type: 'udp6', ipv6Only: false });
+s.on('message', (m, r) => s.send(m, r.port, r.address));
+s.bind(7777, '::', () => process.stdout.write('ready\\n'));
+`;
+
+const ECHO_CLIENT = `
+const dst = process.argv[1];
+const s = require('dgram').createSocket(dst.includes(':') ? 'udp6' : 'udp4');
+const t = setTimeout(() => process.exit(1), 1000);
+s.on('message', () => { clearTimeout(t); process.exit(0); });
+s.send(Buffer.from('petrel'), 7777, dst);
+`;
+
+/** Starts a UDP echo server (port 7777, IPv4 and IPv6) in `ns`; killed when the namespace is destroyed. */
+export async function startEcho(ns: NetNs): Promise<void> {
+  const p = ns.spawn(process.execPath, ['-e', ECHO_SERVER]);
+  await new Promise<void>((resolve, reject) => {
+    p.stdout!.once('data', () => resolve());
+    p.once('exit', (c) => reject(new Error(`echo server exited ${c}`)));
+  });
+}
+
+/** True when a UDP datagram from `from` to `to`:7777 gets its echo back within a second. */
+export async function echo(from: NetNs, to: string): Promise<boolean> {
+  try {
+    await from.exec(process.execPath, ['-e', ECHO_CLIENT, to], { timeoutMs: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,13 +1,13 @@
 // Three hosts (netns) on an underlay: a and b share 192.168.1.0/24 (a bridge in the router),
 // c sits on 192.168.2.0/24 behind the router. Pools are VXLAN CrossSubnet: a↔b go direct,
 // a↔c through vxlan.calico. Each host runs the real managers fed by computeRoutes; pods (netns
-// with Calico's 169.254.1.1 gateway trick) ping each other over IPv4 and IPv6.
+// with Calico's 169.254.1.1 gateway trick) exchange UDP echoes over IPv4 and IPv6.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetNs, requireRoot, vethPair } from '../netns.js';
 import { computeRoutes, type RouteCalcInput } from '../../agent/calc/routes.js';
 import { InterfaceManager, IpipManager, NetnsHost, RouteManager, VxlanManager, detectHostMtu } from '../../routes/index.js';
 import type { Resource } from '../../datastore/index.js';
-import { eventually, newNs, routesOf } from './helpers.js';
+import { echo, eventually, newNs, routesOf, startEcho } from './helpers.js';
 
 requireRoot();
 
@@ -71,14 +71,6 @@ function input(nodeName: string): RouteCalcInput {
   };
 }
 
-async function ping(from: NetNs, to: string): Promise<boolean> {
-  try {
-    await from.exec('ping', [to.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', to], { timeoutMs: 3000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 beforeAll(async () => {
   const router = await newNs();
@@ -108,6 +100,7 @@ beforeAll(async () => {
     await pod.exec('ip', ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
     const ll = (await ns.exec('ip', ['-6', '-o', 'addr', 'show', 'dev', iface, 'scope', 'link'])).stdout.match(/inet6 (fe80::[0-9a-f:]+)/)![1];
     await pod.exec('ip', ['-6', 'route', 'add', 'default', 'via', ll, 'dev', 'eth0']);
+    await startEcho(pod);
 
     const nh = new NetnsHost(ns.name);
     const rm = new RouteManager({ host: nh, resyncIntervalMs: 0 });
@@ -184,8 +177,10 @@ describe('two-subnet cluster over VXLAN CrossSubnet', () => {
       [a, c.pod6],
       [c, b.pod6],
     ] as const) {
-      await eventually(() => ping(from.pod, to), 8000, `ping ${from.name}-pod → ${to}`);
+      await eventually(() => echo(from.pod, to), 8000, `UDP echo ${from.name}-pod → ${to}`);
     }
+    // the probe can fail: nobody answers at an unused address of c's block
+    expect(await echo(a.pod, '10.65.2.99')).toBe(false);
     // the cross-subnet packets really went through the tunnel
     const stats = (await a.ns.exec('ip', ['-s', 'link', 'show', 'vxlan.calico'])).stdout;
     const tx = Number(stats.split('TX:')[1].split('\n')[1].trim().split(/\s+/)[1]);
@@ -196,7 +191,7 @@ describe('two-subnet cluster over VXLAN CrossSubnet', () => {
     const a = hosts[0];
     await a.ns.exec('ip', ['link', 'del', 'vxlan.calico']);
     await eventually(async () => (await routesOf(a.ns, 80, 4)).includes('10.65.2.0/26 via 10.65.2.1 dev vxlan.calico onlink'), 8000, 'vxlan route back');
-    await eventually(() => ping(a.pod, hosts[2].pod4), 8000, 'ping through the new device');
+    await eventually(() => echo(a.pod, hosts[2].pod4), 8000, 'echo through the new device');
   });
 
   it('IPIP: a missing ipip module is a clear error; the tunl0 routes wait and everything else keeps working', async () => {
@@ -211,6 +206,6 @@ describe('two-subnet cluster over VXLAN CrossSubnet', () => {
     await a.rm.setDesired([...out.routes, { dst: '10.66.0.0/26', type: 'unicast', via: '192.168.2.12', dev: 'tunl0', onlink: true }]);
     expect(a.rm.status().waitingForInterface).toBe(1);
     expect(a.rm.status().programmed).toBe(out.routes.length);
-    expect(await ping(a.pod, hosts[2].pod4)).toBe(true);
+    expect(await echo(a.pod, hosts[2].pod4)).toBe(true);
   });
 });
