@@ -77,6 +77,8 @@ export interface NodeStatusRecord {
   status: unknown;
   /** when the agent wrote it (ISO time) */
   reportedAt?: string;
+  /** Kubernetes datastore: not refreshed within the TTL (etcd entries expire with their lease instead) */
+  expired?: boolean;
 }
 
 const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));

@@ -39,6 +39,7 @@ import {
 } from '../types.js';
 import { validateResource } from '../validate.js';
 import { datastoreMetrics } from '../etcd/metrics.js';
+import type { NodeStatusRecord } from '../etcd/datastore.js';
 import { ApiError, KubeClient, TransportError, loadKubeConfig } from './client.js';
 
 export const CALICO_CRD_GROUP = 'crd.projectcalico.org';
@@ -640,6 +641,64 @@ export class KubernetesDatastore implements Datastore {
       if (m instanceof NotFoundError) throw new NotFoundError(`${kindInfo(kind).kind} ${ns ? `${ns}/` : ''}${name} does not exist`);
       throw m;
     }
+  }
+
+  // ---------------------------------------------------------------------------- node status
+
+  /** Namespace and name prefix of the ConfigMaps holding each agent's status. */
+  static readonly NODE_STATUS_NAMESPACE = 'kube-system';
+  static readonly NODE_STATUS_PREFIX = 'petrel-node-status-';
+  /** An entry not refreshed for this long is reported as expired (the agent reports every few seconds). */
+  nodeStatusTtlSeconds = 60;
+
+  /**
+   * Writes this agent's status to ConfigMap kube-system/petrel-node-status-<node> (not a Node
+   * annotation: every agent watches Nodes, and a status write per agent would wake them all).
+   */
+  async reportNodeStatus(node: string, status: unknown): Promise<void> {
+    const ns = KubernetesDatastore.NODE_STATUS_NAMESPACE;
+    const name = `${KubernetesDatastore.NODE_STATUS_PREFIX}${node}`;
+    const body = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace: ns, labels: { 'app.kubernetes.io/name': 'petrel-node-status', 'petrel.io/node': node } },
+      data: { node, reportedAt: new Date().toISOString(), status: JSON.stringify(status) },
+    };
+    const path = `/api/v1/namespaces/${ns}/configmaps`;
+    try {
+      try {
+        await this.client.json('PUT', `${path}/${encodeURIComponent(name)}`, body);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === 404)) throw e;
+        await this.client.json('POST', path, body);
+      }
+    } catch (e) {
+      throw this.mapError(e, `report node status of ${node}`);
+    }
+  }
+
+  /** Every agent's last reported status; entries older than nodeStatusTtlSeconds carry `expired: true`. */
+  async listNodeStatuses(): Promise<NodeStatusRecord[]> {
+    const ns = KubernetesDatastore.NODE_STATUS_NAMESPACE;
+    let list: any;
+    try {
+      list = await this.client.json('GET', `/api/v1/namespaces/${ns}/configmaps?labelSelector=${encodeURIComponent('app.kubernetes.io/name=petrel-node-status')}`);
+    } catch (e) {
+      throw this.mapError(e, 'list node statuses');
+    }
+    const out: NodeStatusRecord[] = [];
+    for (const cm of list.items ?? []) {
+      const d = cm.data ?? {};
+      let status: unknown;
+      try {
+        status = JSON.parse(d.status ?? 'null');
+      } catch {
+        status = { error: 'unreadable status value' };
+      }
+      const age = d.reportedAt ? (Date.now() - Date.parse(d.reportedAt)) / 1000 : Infinity;
+      out.push({ node: d.node ?? String(cm.metadata?.name).slice(KubernetesDatastore.NODE_STATUS_PREFIX.length), status, reportedAt: d.reportedAt, ...(age > this.nodeStatusTtlSeconds ? { expired: true } : {}) });
+    }
+    return out.sort((a, b) => (a.node < b.node ? -1 : 1));
   }
 
   async close(): Promise<void> {

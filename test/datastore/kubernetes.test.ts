@@ -133,6 +133,29 @@ describe('kubernetes datastore', () => {
     }
   });
 
+  it('publishes node status as ConfigMaps that every node can list', async () => {
+    const { reportNodeStatus, listNodeStatuses } = await import('../../datastore/index.js');
+    const a = new KubernetesDatastore({ kubeconfig: s.kubeconfigPath, nodename: 'node-a' });
+    const b = new KubernetesDatastore({ kubeconfig: s.kubeconfigPath, nodename: 'node-b' });
+    try {
+      await reportNodeStatus(a, 'node-a', { ready: true, bgp: { peers: [{ address: '10.0.0.2', state: 'Established' }] } });
+      await reportNodeStatus(a, 'node-a', { ready: false });
+      await reportNodeStatus(b, 'node-b', { ready: true });
+      const all = await listNodeStatuses(b);
+      expect(all.map((x) => [x.node, x.status])).toEqual([
+        ['node-a', { ready: false }],
+        ['node-b', { ready: true }],
+      ]);
+      expect(all[0]!.expired).toBeUndefined();
+      b.nodeStatusTtlSeconds = 0;
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await b.listNodeStatuses()).every((x) => x.expired)).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('names a CRD that is not installed and syncs everything else', async () => {
     const bare = await startTestApiServer({ calicoCrds: false });
     const ds = new KubernetesDatastore({ kubeconfig: bare.kubeconfigPath, nodename: 'node-a', missingCrdPollMs: 200 });
