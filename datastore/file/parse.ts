@@ -76,7 +76,7 @@ export function parseManifestText(text: string, format: FileFormat): RawDoc[] {
       const pos = err.linePos?.[0];
       throw new SyntaxProblem(index, {
         path: '(yaml)',
-        message: `YAML syntax error${pos ? ` at line ${pos.line}, column ${pos.col}` : ''}: ${err.message.split('\n')[0]}`,
+        message: `YAML syntax error${pos ? ` at line ${pos.line}, column ${pos.col}` : ''}: ${err.message.split('\n')[0].replace(/ at line \d+, column \d+:?\s*$/, '')}`,
       });
     }
     expand(doc.toJS({ maxAliasCount: 100 }), index, out);
