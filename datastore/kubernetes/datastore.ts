@@ -235,7 +235,7 @@ class Reflector {
         events.push({ type: 'delete', key: c.rk, kind: this.t.kind.id });
       }
     }
-    this.ds.pruneBad(this.t, seen);
+    this.ds.pruneBad(this.t, items);
     this.rv = rv;
     return events;
   }
@@ -369,7 +369,7 @@ export class KubernetesDatastore implements Datastore {
   readonly missingCrdPollMs: number;
   private handlers: EventHandler[] = [];
   private reflectors: Reflector[] = [];
-  private bad = new Map<string, SourceError>();
+  private bad = new Map<string, SourceError & { kind: KindId }>();
   private inSync = false;
   private state: 'connected' | 'resyncing' | 'disconnected' = 'disconnected';
   private reason?: string = 'not started';
@@ -389,22 +389,17 @@ export class KubernetesDatastore implements Datastore {
 
   // ---------------------------------------------------------------------------- conversion
 
+  /** Where an object lives (its API path), for error messages and the bad-object map. */
   private badKey(t: ApiType, o: any): string {
-    return `${collectionPath(t, o?.metadata?.namespace)}/${o?.metadata?.name}`;
+    return `${collectionPath(t, t.kind.namespaced ? o?.metadata?.namespace : undefined)}/${o?.metadata?.name}`;
   }
   clearBad(t: ApiType, o: any): void {
     this.bad.delete(this.badKey(t, o));
   }
-  pruneBad(t: ApiType, seen: Set<string>): void {
-    const prefix = `${collectionPath(t)}`;
-    for (const k of [...this.bad.keys()]) {
-      if (!k.startsWith(prefix) && !k.includes(`/${t.plural}/`)) continue;
-      const rest = k.split('/');
-      const name = rest[rest.length - 1]!;
-      const nsIdx = rest.indexOf('namespaces');
-      const ok = t.kind.namespaced ? seen.has(`${nsIdx >= 0 ? rest[nsIdx + 1] : ''}/${name}`) : seen.has(name);
-      if (!ok) this.bad.delete(k);
-    }
+  /** After a relist: forget problems of objects of this type that no longer exist. */
+  pruneBad(t: ApiType, items: any[]): void {
+    const keep = new Set(items.map((o) => this.badKey(t, o)));
+    for (const [k, e] of [...this.bad]) if (e.kind === t.kind.id && !keep.has(k)) this.bad.delete(k);
   }
 
   /** A watched/listed object as a validated Resource (Calico CRDs become projectcalico.org/v3). */
@@ -436,7 +431,7 @@ export class KubernetesDatastore implements Datastore {
       const message = errMsg(e);
       if (this.bad.get(where)?.message !== message) {
         this.log.error({ object: where }, `${message} (ignored until fixed; a previous good version stays in effect)`);
-        this.bad.set(where, { source: where, message, since: new Date().toISOString() });
+        this.bad.set(where, { source: where, message, since: new Date().toISOString(), kind: t.kind.id });
       }
       if (!(e instanceof ValidationError)) throw e;
       return undefined;
@@ -513,7 +508,7 @@ export class KubernetesDatastore implements Datastore {
   status(): DatastoreStatus {
     const errors: SourceError[] = [];
     for (const r of this.reflectors) if (r.problem) errors.push(r.problem);
-    errors.push(...this.bad.values());
+    for (const { kind: _k, ...e } of this.bad.values()) errors.push(e);
     return { type: 'kubernetes', inSync: this.inSync, connected: this.state !== 'disconnected', reason: this.reason, errors };
   }
 

@@ -133,6 +133,29 @@ describe('kubernetes datastore', () => {
     }
   });
 
+  it('reports an invalid object by its path and field, keeps its last good version, clears when fixed', async () => {
+    const ds = new KubernetesDatastore({ kubeconfig: s.kubeconfigPath, nodename: 'node-a' });
+    const rec = new Recorder();
+    try {
+      s.put(pool('flaky', '10.74.0.0/16'));
+      await ds.watch(rec.handler);
+      await rec.waitFor((r) => r.inSyncCount() === 1 && r.view.has('IPPool/flaky'), 'in-sync');
+      s.put(pool('flaky', 'not-a-cidr'));
+      await rec.waitFor(() => ds.status().errors.length === 1, 'error reported');
+      const err = ds.status().errors[0]!;
+      expect(err.source).toBe('/apis/crd.projectcalico.org/v1/ippools/flaky');
+      expect(err.message).toMatch(/spec\.cidr/);
+      expect(rec.view.get('IPPool/flaky')!.spec).toMatchObject({ cidr: '10.74.0.0/16' });
+      s.put(pool('flaky', '10.75.0.0/16'));
+      await rec.waitFor((r) => r.view.get('IPPool/flaky')?.spec?.cidr === '10.75.0.0/16', 'fixed');
+      expect(ds.status().errors).toEqual([]);
+      s.remove('crd.projectcalico.org/v1', 'IPPool', 'flaky');
+      await rec.waitFor((r) => !r.view.has('IPPool/flaky'), 'deleted');
+    } finally {
+      await ds.close();
+    }
+  });
+
   it('publishes node status as ConfigMaps that every node can list', async () => {
     const { reportNodeStatus, listNodeStatuses } = await import('../../datastore/index.js');
     const a = new KubernetesDatastore({ kubeconfig: s.kubeconfigPath, nodename: 'node-a' });
