@@ -388,12 +388,12 @@ export class RouteManager extends EventEmitter {
         if (!n) continue;
         k = routeKey(n);
       }
-      const size = next.size;
-      next.set(k, n);
-      if (next.size === size) {
-        this.error(`two desired routes for ${k}; keeping the last: ${formatRoute(n)}`);
+      const have = next.get(k);
+      if (have !== undefined) {
+        if (!sameRoute(have, n)) this.error(`two desired routes for ${k}: ${formatRoute(have)} and ${formatRoute(n)}; keeping the first`);
         continue;
       }
+      next.set(k, n);
       if (n === prev) {
         kept++;
         continue;

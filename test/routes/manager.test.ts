@@ -176,10 +176,12 @@ describe('RouteManager', () => {
       { dst: '10.65.0.300/32', type: 'unicast', dev: 'eth0' },
       { dst: '10.65.5.0/26', type: 'unicast', via: 'fd00::1' },
       { dst: '10.65.6.0/26', type: 'blackhole' },
+      { dst: '10.65.6.1/26', type: 'unreachable' }, // the same prefix once canonical: the first wins
     ]);
     expect(await routesOf(ns, 80, 4)).toEqual(['blackhole 10.65.6.0/26']);
     expect(rm.status().errors.join('\n')).toMatch(/invalid destination CIDR/);
     expect(rm.status().errors.join('\n')).toMatch(/not an IPv4 address/);
+    expect(rm.status().errors.join('\n')).toMatch(/two desired routes for 10\.65\.6\.0\/26: blackhole 10\.65\.6\.0\/26 and unreachable 10\.65\.6\.0\/26; keeping the first/);
   });
 
   it('periodic resync repairs drift whose event was missed, and the metrics follow', async () => {
