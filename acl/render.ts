@@ -445,7 +445,9 @@ export function renderStatic(names: Names, cfg: RenderConfig, s: StaticInput): {
   filter.set(names.top('INPUT'), input);
   const toHostAction =
     cfg.defaultEndpointToHostAction === 'Accept' ? acceptTarget(cfg) : cfg.defaultEndpointToHostAction === 'Return' ? '-j RETURN' : '-j DROP';
-  filter.set(names.wlToHost, [`-j ${names.fromWlDispatch()}`, `${comment('Configured DefaultEndpointToHostAction')} ${toHostAction}`]);
+  // IPv6 neighbour discovery and MLD between a workload and its host always pass (as Felix).
+  const nd = f === 6 ? [130, 131, 132, 133, 135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} ${comment('Allow IPv6 neighbour discovery')} -j ACCEPT`) : [];
+  filter.set(names.wlToHost, [...nd, `-j ${names.fromWlDispatch()}`, `${comment('Configured DefaultEndpointToHostAction')} ${toHostAction}`]);
   const forward: string[] = [`-j MARK --set-xmark 0x0/${hex(MARK_ACCEPT | MARK_PASS)}`];
   for (const p of wl) forward.push(`-i ${p}+ -j ${names.fromWlDispatch()}`);
   for (const p of wl) forward.push(`-o ${p}+ -j ${names.toWlDispatch()}`);

@@ -51,6 +51,7 @@ export interface Probe {
   to: string;
   proto: 'tcp' | 'udp';
   port: number;
+  family?: 4 | 6;
 }
 
 let probeId = 0;
@@ -85,7 +86,7 @@ export class PolicyLab {
 
   private async build(): Promise<void> {
     this.node = await NetNs.create('ptac');
-    await this.node.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await this.node.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
     // proxy ARP answers for 169.254.1.1 only if the node has a route to it (via another device).
     await this.node.exec('ip', ['route', 'add', '169.254.1.1/32', 'dev', 'lo']);
     let i = 0;
@@ -95,10 +96,12 @@ export class PolicyLab {
       const ip6 = `fd00:65::${(10 + i).toString(16)}`;
       const iface = interfaceNameForPod(def.ns, def.name);
       const netns = await NetNs.create('ptac');
-      await vethPair(netns, 'eth0', `${ip}/32`, this.node, iface, null);
+      await vethPair(netns, 'eth0', [`${ip}/32`, `${ip6}/128`], this.node, iface, 'fe80::1/64');
       await netns.exec('ip', ['route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link']);
       await netns.exec('ip', ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
+      await netns.exec('ip', ['-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0']);
       await this.node.exec('ip', ['route', 'add', `${ip}/32`, 'dev', iface, 'scope', 'link']);
+      await this.node.exec('ip', ['-6', 'route', 'add', `${ip6}/128`, 'dev', iface]);
       await this.node.exec('sysctl', ['-qw', `net.ipv4.conf.${iface}.proxy_arp=1`, `net.ipv4.neigh.${iface}.proxy_delay=0`]);
       const proc = netns.spawn('node', [join(distDir, 'probe.js'), this.def.tcpPorts.join(','), this.def.udpPorts.join(',')]);
       const pod: Pod = { def, id: `${def.ns}/${def.name}`, netns, ip, ip6, iface, proc, pending: new Map() };
@@ -208,7 +211,7 @@ export class PolicyLab {
     const id = ++probeId;
     return new Promise((res) => {
       from.pending.set(id, res);
-      from.proc.stdin!.write(JSON.stringify({ id, host: to.ip, port: p.port, proto: p.proto, timeoutMs }) + '\n');
+      from.proc.stdin!.write(JSON.stringify({ id, host: p.family === 6 ? to.ip6 : to.ip, port: p.port, proto: p.proto, timeoutMs }) + '\n');
     });
   }
 
@@ -238,5 +241,5 @@ export class PolicyLab {
 }
 
 export function probeKey(p: Probe): string {
-  return `${p.from} -> ${p.to} ${p.proto}/${p.port}`;
+  return `${p.from} -> ${p.to} ${p.proto}/${p.port}${p.family === 6 ? ' (IPv6)' : ''}`;
 }

@@ -14,7 +14,7 @@ interface Peer {
   ns: string;
   name: string;
 }
-type Expect = (from: Peer, to: Peer, proto: 'tcp' | 'udp', port: number) => boolean;
+type Expect = (from: Peer, to: Peer, proto: 'tcp' | 'udp', port: number, family: 4 | 6) => boolean;
 
 interface Scenario {
   name: string;
@@ -87,7 +87,8 @@ const scenarios: Scenario[] = [
         ingress: [{ from: [{ ipBlock: { cidr: '10.65.0.0/24', except: ['10.65.0.13/32'] } }] }],
       }),
     ],
-    expect: (f, t) => !is(t, 'prod/db') || !is(f, 'dev/client'),
+    // The block is IPv4 only: over IPv6 nothing reaches the isolated pod.
+    expect: (f, t, _p, _n, fam) => !is(t, 'prod/db') || (fam === 4 && !is(f, 'dev/client')),
   },
   {
     name: 'k8s named port resolved per destination pod (http-alt = 8080 on prod/db, 9000 on dev/web)',
@@ -193,7 +194,8 @@ const scenarios: Scenario[] = [
   {
     name: 'calico notNets',
     policies: [np('prod', 'not-dev-ips', { selector: "app == 'db'", ingress: [{ action: 'Allow', source: { notNets: ['10.65.0.13/32', '10.65.0.14/32'] } }] })],
-    expect: (f, t) => !is(t, 'prod/db') || f.ns !== 'dev',
+    // IPv4 exceptions do not match IPv6 sources.
+    expect: (f, t, _p, _n, fam) => !is(t, 'prod/db') || f.ns !== 'dev' || fam === 6,
   },
   {
     name: 'calico serviceAccounts selector (trusted == yes)',
@@ -229,7 +231,7 @@ const scenarios: Scenario[] = [
       }),
     ],
     extra: [{ proto: 'tcp', port: 8080 }],
-    expect: (f, _t, proto) => !is(f, 'dev/client') || proto === 'udp',
+    expect: (f, _t, proto, _n, fam) => !is(f, 'dev/client') || proto === 'udp' || fam === 6,
   },
   {
     name: 'calico GlobalNetworkSet matched by a selector (deny from role == bad)',
@@ -237,7 +239,7 @@ const scenarios: Scenario[] = [
       { apiVersion: CAL, kind: 'GlobalNetworkSet', metadata: { name: 'bad-ips', labels: { role: 'bad' } }, spec: { nets: ['10.65.0.13/32'] } },
       gnp('deny-bad', { selector: "projectcalico.org/namespace == 'prod'", ingress: [{ action: 'Deny', source: { selector: "role == 'bad'" } }, { action: 'Allow' }] }),
     ],
-    expect: (f, t) => t.ns !== 'prod' || !is(f, 'dev/client'),
+    expect: (f, t, _p, _n, fam) => t.ns !== 'prod' || !is(f, 'dev/client') || fam === 6,
   },
   {
     name: 'calico destination notPorts and ports on ingress',
@@ -291,13 +293,19 @@ describe('policy dataplane: real traffic between pods', () => {
       await lab.setPolicies(sc.policies);
       expect(lab.lastApply()?.errors ?? []).toEqual([]);
       const ids = [...lab.pods.keys()];
-      const ports = [{ proto: 'tcp' as const, port: 80 }, { proto: 'udp' as const, port: 80 }, ...(sc.extra ?? [])];
+      const ports: Array<{ proto: 'tcp' | 'udp'; port: number; family: 4 | 6 }> = [
+        { proto: 'tcp', port: 80, family: 4 },
+        { proto: 'udp', port: 80, family: 4 },
+        { proto: 'tcp', port: 80, family: 6 },
+        { proto: 'udp', port: 80, family: 6 },
+        ...(sc.extra ?? []).map((e) => ({ ...e, family: 4 as const })),
+      ];
       const probes: Probe[] = [];
       for (const from of ids) for (const to of ids) if (from !== to) for (const p of ports) probes.push({ from, to, ...p });
       const got = await lab.probe(probes);
       const diffs: string[] = [];
       for (const p of probes) {
-        const want = sc.expect(pod(p.from), pod(p.to), p.proto, p.port);
+        const want = sc.expect(pod(p.from), pod(p.to), p.proto, p.port, p.family ?? 4);
         if (got.get(probeKey(p)) !== want) diffs.push(`${probeKey(p)}: expected ${want ? 'allowed' : 'denied'}, got ${want ? 'denied' : 'allowed'}`);
       }
       expect(diffs).toEqual([]);

@@ -19,12 +19,12 @@ for (const port of tcpPorts) {
   createServer((s) => {
     s.on('error', () => undefined);
     s.end('ok\n');
-  }).listen(port, '0.0.0.0', ready);
+  }).listen({ port, host: '::', ipv6Only: false }, ready);
 }
 for (const port of udpPorts) {
-  const u = createSocket('udp4');
+  const u = createSocket({ type: 'udp6', ipv6Only: false });
   u.on('message', (_m, rinfo) => u.send('ok', rinfo.port, rinfo.address));
-  u.bind(port, '0.0.0.0', ready);
+  u.bind(port, '::', ready);
 }
 if (tcpPorts.length + udpPorts.length === 0) ready();
 
@@ -48,7 +48,7 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<boolea
 
 function probeUdp(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const u = createSocket('udp4');
+    const u = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     let done = false;
     const finish = (ok: boolean) => {
       if (done) return;
