@@ -5,6 +5,27 @@
 import { FileDatastore } from './file/datastore.js';
 import type { Datastore, DatastoreOptions, EventHandler } from './types.js';
 
+/**
+ * DatastoreOptions from parsed CLI argv (CONTRACT §1 common options, camelCase keys), with
+ * the environment and the defaults filling what argv lacks.
+ */
+export function datastoreOptionsFrom(argv: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): DatastoreOptions {
+  const str = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : String(v));
+  return {
+    type: (str(argv.datastoreType) ?? env.DATASTORE_TYPE ?? 'file') as DatastoreOptions['type'],
+    path: str(argv.datastorePath) ?? env.DATASTORE_PATH ?? './examples/quickstart',
+    etcdEndpoints: (str(argv.etcdEndpoints) ?? env.ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    etcdCaCertFile: str(argv.etcdCaCertFile) ?? str(env.ETCD_CA_CERT_FILE),
+    etcdCertFile: str(argv.etcdCertFile) ?? str(env.ETCD_CERT_FILE),
+    etcdKeyFile: str(argv.etcdKeyFile) ?? str(env.ETCD_KEY_FILE),
+    kubeconfig: str(argv.kubeconfig) ?? str(env.KUBECONFIG),
+    nodename: str(argv.nodename) ?? str(env.NODENAME) ?? 'localhost',
+  };
+}
+
 /** Wraps `watch` so every handler sees the derived stream (Pod → WorkloadEndpoint, ...). */
 export async function withDerivedResources<D extends Datastore>(ds: D): Promise<D> {
   const { deriveResources } = await import('./derive.js');

@@ -3,7 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
-import { createBackend } from '../../datastore/factory.js';
+import { createBackend, datastoreOptionsFrom } from '../../datastore/factory.js';
 import { parseManifestText, SyntaxProblem, type FileFormat } from '../../datastore/file/parse.js';
 import {
   CALICO_API,
@@ -26,22 +26,7 @@ import { CtlExit, EXIT_BAD_INPUT, EXIT_UNREACHABLE, io } from './io.js';
 import { redactSecrets, resourceTable } from './table.js';
 
 /** Datastore options from parsed argv (the common options of CONTRACT §1, camelCase). */
-export function ctlDatastoreOptions(argv: Record<string, unknown>): DatastoreOptions {
-  const str = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : String(v));
-  return {
-    type: (str(argv.datastoreType) ?? process.env.DATASTORE_TYPE ?? 'file') as DatastoreOptions['type'],
-    path: str(argv.datastorePath) ?? process.env.DATASTORE_PATH ?? './examples/quickstart',
-    etcdEndpoints: (str(argv.etcdEndpoints) ?? process.env.ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-    etcdCaCertFile: str(argv.etcdCaCertFile),
-    etcdCertFile: str(argv.etcdCertFile),
-    etcdKeyFile: str(argv.etcdKeyFile),
-    kubeconfig: str(argv.kubeconfig),
-    nodename: str(argv.nodename) ?? process.env.NODENAME ?? 'localhost',
-  };
-}
+export const ctlDatastoreOptions = (argv: Record<string, unknown>): DatastoreOptions => datastoreOptionsFrom(argv);
 
 const NET_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EAI_AGAIN']);
 
