@@ -99,6 +99,18 @@ describe('kubernetes datastore', () => {
       await rec.waitFor((r) => r.view.has('IPPool/after-outage'), 'change after outage');
       expect(deletes(rec.events)).toEqual([]);
 
+      // a garbage line ends that watch; it resumes from its resourceVersion and loses nothing
+      const lists = s.counters.lists;
+      s.injectWatchLine('{"type":"MODIFIED","object":{"kind":"IPPool"');
+      s.put(pool('after-garbage', '10.76.0.0/16'));
+      await rec.waitFor((r) => r.view.has('IPPool/after-garbage'), 'change after a garbage line');
+      expect(s.counters.lists).toBe(lists);
+      // an ERROR 500 event ends the watch the same way
+      s.errorWatches(500);
+      s.put(pool('after-error', '10.77.0.0/16'));
+      await rec.waitFor((r) => r.view.has('IPPool/after-error'), 'change after an ERROR event');
+      expect(deletes(rec.events)).toEqual([]);
+
       // a half-open watch (socket kept, nothing written) is recycled by the idle watchdog
       const w = s.counters.watches;
       s.stallWatches();

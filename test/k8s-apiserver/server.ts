@@ -110,6 +110,8 @@ export interface TestApiServer {
   stallWatches(): void;
   /** send an ERROR event with this code to every open watch, then end them */
   errorWatches(code?: number): void;
+  /** write a raw line (e.g. garbage or a truncated event) to every open watch */
+  injectWatchLine(line: string): void;
   /** fail matching future requests with an HTTP error Status */
   failNext(rule: FailRule): void;
   /** register a CustomResourceDefinition object (as POSTing it would) */
@@ -922,6 +924,9 @@ current-context: petrel-test
         w.res.write(JSON.stringify({ type: 'ERROR', object: status(code, code === 410 ? 'Expired' : 'InternalError', `injected watch error ${code}`) }) + '\n');
         endWatch(w);
       }
+    },
+    injectWatchLine(line: string) {
+      for (const w of watchers) if (!w.closed && !w.stalled) w.res.write(line.endsWith('\n') ? line : `${line}\n`);
     },
     failNext(rule: FailRule) {
       failRules.push({ ...rule });
