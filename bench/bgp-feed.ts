@@ -16,6 +16,13 @@ function arg(args: string[], name: string, def: number): number {
   return i >= 0 && args[i + 1] ? Number(args[i + 1]) : def;
 }
 
+/** utime + stime of a process in ms (clock ticks are 100 Hz on Linux). */
+async function cpuMs(pid: number): Promise<number> {
+  const { stdout } = await run('cat', [`/proc/${pid}/stat`]);
+  const f = stdout.slice(stdout.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 async function rssKb(pid: number): Promise<number> {
   const { stdout } = await run('cat', [`/proc/${pid}/status`]);
   return Number(/VmRSS:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
@@ -96,6 +103,8 @@ export default async function bgpFeed(args: string[]): Promise<void> {
     let petrelHeapBpr = 0;
     let maxLag = 0;
     let drops = 0;
+    const birdCpu: number[] = [];
+    const petrelCpu: number[] = [];
     let detail = '';
     const nodeArgs = (() => {
       const i = args.indexOf('--node-args');
@@ -113,6 +122,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       const memBefore = birdMemBytes(await sink.birdc('show', 'memory'));
       const sinkPid = Number((await run('cat', [join(lab.dir, `sink${r}.pid`)])).stdout.trim());
       const sinkRss0 = await rssKb(sinkPid);
+      const sinkCpu0 = await cpuMs(sinkPid);
       let birdDone = 0;
       await until(
         'sink BIRD has the feed',
@@ -130,6 +140,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       );
       const since = birdSince(await sink.birdc('show', 'protocols', 'relay'), 'relay')!;
       birdTimes.push((birdDone - since) / 1000);
+      birdCpu.push((await cpuMs(sinkPid)) - sinkCpu0);
       birdBpr = (birdMemBytes(await sink.birdc('show', 'memory')) - memBefore) / N;
       birdRssBpr = ((await rssKb(sinkPid)) - sinkRss0) * 1024 / N;
       sink.stop();
@@ -141,12 +152,15 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       const before = await p.call('gc');
       const rss0 = await rssKb(p.pid);
       await p.call('lagStart');
+      const cpu0 = await p.call('cpu');
       await p.configure([{ address: '10.77.9.5', asNumber: 65002, type: 'global', holdTime: 9 }]);
       const done = await p.call('waitCount', { n: N, timeoutMs: 120_000 }, 130_000);
       const peer = await p.peer('10.77.9.5');
       if (peer.state !== 'Established') drops++;
       const estAt = Date.parse(done.establishedAt ?? peer.since);
       petrelTimes.push((done.at - estAt) / 1000);
+      const cpu1 = await p.call('cpu');
+      petrelCpu.push((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1000);
       const lag = await p.call('lagStop');
       maxLag = Math.max(maxLag, lag.maxMs);
       await sleep(2500); // the speaker trims freed malloc memory ~2 s after a load
@@ -169,6 +183,9 @@ export default async function bgpFeed(args: string[]): Promise<void> {
     console.log(`    Petrel  ${pt.toFixed(3)} s   (runs: ${petrelTimes.map((t) => t.toFixed(3)).join(', ')})`);
     console.log(`    BIRD 2  ${bt.toFixed(3)} s   (runs: ${birdTimes.map((t) => t.toFixed(3)).join(', ')}; polled every ~20 ms)`);
     console.log(`    ratio Petrel/BIRD = ${(pt / bt).toFixed(2)}x   (target <= 1.0x)`);
+    const bc = med(birdCpu);
+    const pc = med(petrelCpu);
+    console.log(`  CPU time to take in the feed (load-independent): Petrel ${pc.toFixed(0)} ms, BIRD 2 ${bc.toFixed(0)} ms (10 ms ticks), ratio ${(pc / Math.max(bc, 10)).toFixed(2)}x`);
     console.log(`  memory per route:`);
     console.log(`    Petrel  ${petrelBpr.toFixed(0)} B/route RSS delta after GC (V8 heap used +${petrelHeapBpr.toFixed(0)} B/route, ${detail})   (target <= 200)`);
     console.log(`    BIRD 2  ${birdBpr.toFixed(0)} B/route ('show memory' routing tables), ${birdRssBpr.toFixed(0)} B/route RSS delta`);

@@ -47,6 +47,7 @@ const ops = {
     return process.memoryUsage();
   },
   exit: () => setTimeout(() => process.exit(0), 10),
+  cpu: () => process.cpuUsage(),
   lagStart() {
     lag = monitorEventLoopDelay({ resolution: 5 });
     lag.enable();
