@@ -10,7 +10,7 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
-# netlink ships prebuilt binaries; python3/make/g++ are only a fallback for a source build.
+# node-gyp toolchain: npm ci builds the BGP socket-option addon (bgp/native) with it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
