@@ -9,7 +9,8 @@ import { IFF_UP, type KernelLink } from './nl.js';
 export interface InterfaceManagerOptions {
   host: NetHost;
   routeManager: RouteManager;
-  interfacePrefix?: string;
+  /** workload interface name prefix(es): `cali`, or Calico's comma-separated list (`cali,tap`) */
+  interfacePrefix?: string | string[];
   /** also configure IPv6 (default true) */
   ipv6?: boolean;
   log?: Logger;
@@ -38,16 +39,17 @@ export function workloadSysctls(iface: string, ipv6 = true): [string, string][] 
 
 export class InterfaceManager {
   private readonly log: Logger;
-  private readonly prefix: string;
+  private readonly prefixes: string[];
   private readonly done = new Map<string, number>(); // name → ifindex configured
   private readonly errors = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: InterfaceManagerOptions) {
     this.log = opts.log ?? logger('interfaces');
-    this.prefix = opts.interfacePrefix ?? opts.routeManager.interfacePrefix;
+    const p = opts.interfacePrefix ?? opts.routeManager.interfacePrefix;
+    this.prefixes = (Array.isArray(p) ? p : p.split(',')).map((x) => x.trim()).filter(Boolean);
     opts.routeManager.on('link', (l: KernelLink, gone: boolean) => {
-      if (!l.name.startsWith(this.prefix)) return;
+      if (!this.isWorkload(l.name)) return;
       if (gone) {
         this.done.delete(l.name);
         this.errors.delete(l.name);
@@ -63,7 +65,7 @@ export class InterfaceManager {
     for (const [p, v] of [['net/ipv4/ip_forward', '1'], ...(ipv6 ? [['net/ipv6/conf/all/forwarding', '1']] : [])] as [string, string][]) {
       await this.opts.host.writeSysctl(p, v).catch((e) => this.log.error({ err: (e as Error).message }, `cannot set ${p}`));
     }
-    for (const l of this.opts.routeManager.allLinks()) if (l.name.startsWith(this.prefix)) this.enqueue(l);
+    for (const l of this.opts.routeManager.allLinks()) if (this.isWorkload(l.name)) this.enqueue(l);
     await this.settled();
   }
 
@@ -73,6 +75,11 @@ export class InterfaceManager {
 
   status(): InterfaceStatus {
     return { configured: this.done.size, errors: [...this.errors].map(([iface, error]) => ({ iface, error })) };
+  }
+
+  /** True when `name` is a workload interface (matches one of the prefixes). */
+  isWorkload(name: string): boolean {
+    return this.prefixes.some((p) => name.startsWith(p));
   }
 
   private enqueue(l: KernelLink): void {
