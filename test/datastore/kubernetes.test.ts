@@ -168,6 +168,31 @@ describe('kubernetes datastore', () => {
     }
   });
 
+  it('relists when a too-old watch is answered with HTTP 410 instead of an ERROR event', async () => {
+    const gone = await startTestApiServer({ goneAsHttpStatus: true, bookmarkIntervalMs: 0 });
+    const ds = new KubernetesDatastore({ kubeconfig: gone.kubeconfigPath, nodename: 'node-a', minBackoffMs: 50, maxBackoffMs: 200 });
+    const rec = new Recorder();
+    try {
+      gone.put(pool('keep', '10.80.0.0/16'));
+      gone.put(pool('drop', '10.81.0.0/16'));
+      await ds.watch(rec.handler);
+      await rec.waitFor((r) => r.inSyncCount() === 1 && r.view.has('IPPool/drop'), 'in-sync');
+      const n = rec.events.length;
+      gone.stallWatches();
+      gone.remove('crd.projectcalico.org/v1', 'IPPool', 'drop');
+      gone.put(pool('new', '10.82.0.0/16'));
+      gone.compact();
+      gone.dropWatches();
+      await rec.waitFor((r) => r.view.has('IPPool/new') && !r.view.has('IPPool/drop'), 'relist after HTTP 410');
+      expect(gone.counters.gone410).toBeGreaterThan(0);
+      expect(deletes(rec.since(n))).toEqual(['IPPool/drop']);
+      expect(rec.view.has('IPPool/keep')).toBe(true);
+    } finally {
+      await ds.close();
+      await gone.stop();
+    }
+  });
+
   it('publishes node status as ConfigMaps that every node can list', async () => {
     const { reportNodeStatus, listNodeStatuses } = await import('../../datastore/index.js');
     const a = new KubernetesDatastore({ kubeconfig: s.kubeconfigPath, nodename: 'node-a' });
