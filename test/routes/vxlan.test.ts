@@ -144,6 +144,12 @@ describe('two-subnet cluster over VXLAN CrossSubnet', () => {
     const v6 = (await routesOf(a.ns, 80, 6)).join('\n');
     expect(v6).toMatch(/fd00:65::1:0\/122 via fd00:1::11 dev eth0/);
     expect(v6).toMatch(/fd00:65::2:0\/122 via fd00:65::2:1 dev vxlan-v6\.calico .*onlink/);
+    // what the kernel holds matches exactly: a full resync sends nothing but its three dumps
+    await a.rm.settled();
+    const sent = a.rm.status().messagesSent;
+    await a.rm.resync();
+    expect(a.rm.status().messagesSent - sent).toBe(3);
+    expect(a.rm.status().inSync).toBe(true);
     const link = (await a.ns.exec('ip', ['-d', 'link', 'show', 'vxlan.calico'])).stdout;
     expect(link).toMatch(/mtu 1450 /);
     expect(link).toMatch(/vxlan id 4096 local 192\.168\.1\.10 dev eth0 .*dstport 4789/);
