@@ -8,6 +8,7 @@ import { DesiredState, FAMILIES, type IpsetType } from './desired.js';
 import { LabelIndex } from './labelindex.js';
 import { comparePolicies, type NormPolicy, type NormProfile } from './model.js';
 import {
+  b64hash,
   defaultRenderConfig,
   familyOfCidr,
   memberOfCidr,
@@ -591,6 +592,7 @@ export class PolicyEngine {
         this.desired.deleteChain(f, 'filter', c.egress);
       }
       for (const p of prev.profiles) this.releaseProfile(p, key);
+      for (const b of prev.bodies) this.releaseBody(b);
       this.rendered.delete(key);
     }
     if (!nowLocal) return;
@@ -601,7 +603,9 @@ export class PolicyEngine {
     const was = this.rendered.get(key)?.profiles ?? [];
     for (const p of profiles) if (!was.includes(p)) this.useProfile(p, key);
     for (const p of was) if (!profiles.includes(p)) this.releaseProfile(p, key);
-    this.rendered.set(key, { iface, kind: e.kind, profiles });
+    const oldBodies = this.rendered.get(key)?.bodies ?? [];
+    const bodies: string[] = [];
+    this.rendered.set(key, { iface, kind: e.kind, profiles, bodies });
     const pols = [...nowLocal.policies].map((id) => this.policies.get(id)?.policy).filter((p): p is NormPolicy => !!p);
     pols.sort(comparePolicies);
     const c = chainsOf(e.kind, iface);
@@ -627,12 +631,44 @@ export class PolicyEngine {
           if (this.endpointChainCache.size > 50_000) this.endpointChainCache.clear();
           this.endpointChainCache.set(ck, body);
         }
-        this.desired.setChain(f, 'filter', c[dir], body);
+        if (e.kind === 'hep') {
+          this.desired.setChain(f, 'filter', c[dir], body);
+          continue;
+        }
+        // Workloads with the same policies and profiles share one body chain; the
+        // per-workload chain is a single goto into it (a pod add/delete writes 1 rule, not 20).
+        const bodyName = this.bodyChain(dir, `${policyChains.join(',')}|${profileChains.join(',')}`);
+        const bk = `${f}|${bodyName}`;
+        bodies.push(bk);
+        const refs = this.bodyRefs.get(bk) ?? 0;
+        this.bodyRefs.set(bk, refs + 1);
+        this.desired.setChain(f, 'filter', bodyName, body);
+        this.desired.setChain(f, 'filter', c[dir], [`-g ${bodyName}`]);
       }
     }
+    for (const b of oldBodies) this.releaseBody(b);
   }
 
-  private readonly rendered = new Map<string, { iface: string; kind: 'wep' | 'hep'; profiles: string[] }>();
+  /** Shared workload chain bodies: `<family>|<chain>` → endpoints using it. */
+  private readonly bodyRefs = new Map<string, number>();
+
+  private bodyChain(dir: 'ingress' | 'egress', key: string): string {
+    const kp = this.names.prefix + (dir === 'ingress' ? 'twb-' : 'fwb-');
+    return (kp + b64hash('sha224', key)).slice(0, 28);
+  }
+
+  private releaseBody(bk: string): void {
+    const n = (this.bodyRefs.get(bk) ?? 0) - 1;
+    if (n > 0) {
+      this.bodyRefs.set(bk, n);
+      return;
+    }
+    this.bodyRefs.delete(bk);
+    const i = bk.indexOf('|');
+    this.desired.deleteChain(Number(bk.slice(0, i)) as Family, 'filter', bk.slice(i + 1));
+  }
+
+  private readonly rendered = new Map<string, { iface: string; kind: 'wep' | 'hep'; profiles: string[]; bodies: string[] }>();
   private readonly endpointChainCache = new Map<string, string[]>();
   private readonly policyChainNames = new Map<string, string>();
 

@@ -602,8 +602,9 @@ export class IptablesDataplane {
     if (/^[A-Z]/.test(n) || n === 'wl-to-host' || n === 'nat-outgoing') return 0;
     if (n.includes('dispatch') || n.endsWith('host-endpoint')) return 1;
     if (/^(tw|fw|th|fh)-/.test(n)) return 2;
-    if (/^(pi|po|pri|pro)-/.test(n)) return 3;
-    return 4;
+    if (/^(twb|fwb)-/.test(n)) return 3;
+    if (/^(pi|po|pri|pro)-/.test(n)) return 4;
+    return 5;
   }
 
   private async restoreTable(f: Family, t: Table, input: string): Promise<void> {
