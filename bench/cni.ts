@@ -118,7 +118,8 @@ export default async function bench(args: string[]): Promise<void> {
         }
       }
     } finally {
-      for (const sd of sides) for (const p of sd.pods) await p.destroy();
+      const all = sides.flatMap((sd) => sd.pods);
+      for (let i = 0; i < all.length; i += 25) await Promise.all(all.slice(i, i + 25).map((p) => p.destroy()));
     }
     const [petrel, debian] = sides;
 

@@ -32,16 +32,19 @@ beforeAll(async () => {
   for (let n = 0; n < NODES; n++) {
     nodes.push(await createNode(`10.210.255.${n + 1}`));
     const list: NS[] = [];
-    for (let i = 0; i < PER_NODE; i++) list.push(await NetNs.create(PREFIX));
+    for (let i = 0; i < PER_NODE; i += 25) {
+      list.push(...(await Promise.all(Array.from({ length: Math.min(25, PER_NODE - i) }, () => NetNs.create(PREFIX)))));
+    }
     podNs.push(list);
   }
-}, 180_000);
+}, 600_000);
 
 afterAll(async () => {
-  for (const l of podNs) for (const p of l) await p.destroy();
-  for (const n of nodes) await n.destroy();
+  // in parallel batches: one by one, 150 namespaces take minutes on a loaded 2-core box
+  const all = [...podNs.flat(), ...nodes];
+  for (let i = 0; i < all.length; i += 25) await Promise.all(all.slice(i, i + 25).map((n) => n.destroy()));
   inst?.cleanup();
-}, 120_000);
+}, 600_000);
 
 interface Backend {
   /** addresses per pod: 1 (IPv4) or 2 (dual stack) */
