@@ -56,9 +56,16 @@ export class NlConn {
   private readonly dumps = new Map<number, DumpPending>();
   /** netlink messages sent through this connection */
   messagesSent = 0;
+  /**
+   * Most messages per datagram: if every one failed, their error replies (~1 KB of receive
+   * buffer each) must still fit, or the socket overflows (and the netlink package aborts on
+   * ENOBUFS). 8,000 with this CI's 8 MB buffers, ~400 with Linux's default rmem_max.
+   */
+  readonly maxBatchMessages: number;
   datagramsSent = 0;
 
   private constructor(readonly ch: NlChannel) {
+    this.maxBatchMessages = Math.max(32, Math.floor((ch.recvBufferSize || 212992) / 1024));
     ch.on('message', (buf: Buffer) => this.onMessage(buf));
     ch.on('error', (e: Error) => this.failAll(e));
   }
@@ -194,7 +201,7 @@ export async function runBatched<T>(
       lastStart = w.len;
       write(w, ops[i], seq, 0);
       i++;
-      if (i >= ops.length || w.len >= BATCH_BYTES) break;
+      if (i >= ops.length || w.len >= BATCH_BYTES || i - startIdx >= conn.maxBatchMessages) break;
       seq = conn.nextSeq();
     }
     w.buf.writeUInt16LE(w.buf.readUInt16LE(lastStart + 6) | NLM_F_ACK, lastStart + 6);

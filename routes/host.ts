@@ -13,6 +13,8 @@ export interface NlChannel extends EventEmitter {
   send(buf: Buffer): void;
   /** joins (true) or leaves multicast groups */
   membership(groups: number[], on: boolean): void;
+  /** the socket's receive buffer in bytes (SO_RCVBUF as the kernel granted it) */
+  readonly recvBufferSize: number;
   close(): void;
 }
 
@@ -31,6 +33,7 @@ const NETLINK_ROUTE = 0;
 
 class LocalChannel extends EventEmitter implements NlChannel {
   private readonly sock: RawNetlinkSocket;
+  readonly recvBufferSize: number;
   constructor(opts: { groups?: number[]; rcvbuf?: number }) {
     super();
     this.sock = new RawNetlinkSocket(NETLINK_ROUTE, {
@@ -38,6 +41,7 @@ class LocalChannel extends EventEmitter implements NlChannel {
       sendBufferSize: 4 * 1024 * 1024,
     });
     for (const g of opts.groups ?? []) this.sock.addMembership(g);
+    this.recvBufferSize = this.sock.getRecvBufferSize();
     // Never let a handler's exception reach the native layer (it would abort the process).
     const safe =
       <A extends unknown[]>(f: (...a: A) => void) =>
@@ -131,7 +135,7 @@ function handle(op, id, p) {
       s.on('message', (m) => frame(10, id, m));
       s.on('error', (e) => frame(11, id, json({ code: e.code, errno: e.errno, message: e.message })));
       socks.set(id, s);
-      frame(12, id, json({ ok: true }));
+      frame(12, id, json({ ok: true, value: String(s.getRecvBufferSize()) }));
     } else if (op === 2) {
       const s = socks.get(id);
       if (s) s.send(p, {}, (e) => { if (e) frame(11, id, json({ code: e.code, errno: e.errno, message: e.message })); });
@@ -166,6 +170,7 @@ process.stdin.on('end', () => process.exit(0));
 `;
 
 class BrokerChannel extends EventEmitter implements NlChannel {
+  recvBufferSize = 212992;
   constructor(
     private readonly host: NetnsHost,
     readonly id: number,
@@ -250,6 +255,7 @@ export class NetnsHost implements NetHost {
     this.channels.set(id, ch);
     const r = await this.call(OP_OPEN, id, opts);
     if (!r.ok) throw new Error(`netlink socket in ${this.name}: ${r.error}`);
+    if (r.value) ch.recvBufferSize = Number(r.value);
     return ch;
   }
 

@@ -245,8 +245,9 @@ export interface RouteManagerStatus {
   waitingForInterface: number;
   /** desired routes whose key holds a route of another protocol (left alone) */
   conflicts: { route: string; reason: string }[];
-  /** routes that failed on the last attempt */
+  /** routes that failed on the last attempt (the first 50; `failed` counts them all) */
   failures: { route: string; error: string }[];
+  failed: number;
   lastSync?: string;
   lastSyncDurationMs?: number;
   resyncs: number;
@@ -322,6 +323,7 @@ export class RouteManager extends EventEmitter {
   private lastSyncMs?: number;
   private resyncs = 0;
   private netlinkErrors = 0;
+  private passFailures = 0;
   private readonly waiters: (() => void)[] = [];
 
   constructor(opts: RouteManagerOptions = {}) {
@@ -475,17 +477,18 @@ export class RouteManager extends EventEmitter {
     let stale = 0;
     for (const [, k] of this.kernel) if (!this.wanted(k)) stale++;
     const conflicts = [...this.conflicts].map(([route, reason]) => ({ route, reason }));
-    const failures = [...this.failures].map(([route, f]) => ({ route, error: f.error }));
+    const failures = [...this.failures].slice(0, 50).map(([route, f]) => ({ route, error: f.error }));
     return {
       protocol: this.protocol,
       started: this.started,
       haveDesired: this.haveDesired,
-      inSync: this.haveDesired && !this.pending() && !this.needDump && programmed + this.waitingKeys.size + conflicts.length + failures.length >= this.desired.size && stale === 0,
+      inSync: this.haveDesired && !this.pending() && !this.needDump && programmed + this.waitingKeys.size + conflicts.length + this.failures.size >= this.desired.size && stale === 0,
       desired: this.desired.size,
       programmed,
       waitingForInterface: this.waitingKeys.size,
       conflicts,
       failures,
+      failed: this.failures.size,
       lastSync: this.lastSync?.toISOString(),
       lastSyncDurationMs: this.lastSyncMs,
       resyncs: this.resyncs,
@@ -851,6 +854,8 @@ export class RouteManager extends EventEmitter {
       this.events!.membership([RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE], true);
       this.needCatchUp = true;
     }
+    if (this.passFailures > 5) this.error(`${this.passFailures} route operations failed in one pass (the first 5 logged); status() lists them`);
+    this.passFailures = 0;
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     mSync().observe(secs);
     this.lastSync = new Date();
@@ -870,7 +875,8 @@ export class RouteManager extends EventEmitter {
     }
     const msg = `${op.kind} ${what}: ${errnoName(errno)}`;
     if (op.kind !== 'del') this.failures.set(op.key!, { sig: formatRoute(op.route!) + `@${op.spec.oif ?? ''}`, error: errnoName(errno) });
-    this.error(`route ${msg}`);
+    // one log line per failure for the first few of a pass, then a summary
+    if (++this.passFailures <= 5) this.error(`route ${msg}`);
   }
 }
 

@@ -206,4 +206,23 @@ describe('RouteManager', () => {
     expect(metrics).toMatch(/petrel_route_sync_duration_seconds_count [1-9]/);
     expect(metrics).toMatch(/petrel_route_netlink_errors_total \d+/);
   });
+
+  it('thousands of refused routes in one pass: reported and counted, the rest programmed, nothing lost', async () => {
+    const { ns } = await setup();
+    const { rm } = await start(ns);
+    const bad: DesiredRoute[] = [];
+    for (let i = 0; i < 3000; i++) bad.push({ dst: `10.70.${i >> 8}.${i & 255}/32`, type: 'unicast', via: '10.250.0.1' }); // gateway not on any link
+    await rm.setDesired([...V4, ...bad]);
+    const st = rm.status();
+    expect(st.programmed).toBe(V4.length);
+    expect(st.failed).toBe(3000);
+    expect(st.failures.length).toBe(50);
+    expect(st.failures[0].error).toBe('ENETUNREACH');
+    expect(st.errors.join('\n')).toMatch(/3000 route operations failed in one pass/);
+    expect((await routesOf(ns, 80, 4)).length).toBe(V4.length);
+    // the refused ones are not retried on every event, only by a full resync
+    const sent = rm.status().messagesSent;
+    await rm.applyDelta([{ dst: '10.65.9.0/26', type: 'blackhole' }], []);
+    expect(rm.status().messagesSent - sent).toBe(1);
+  });
 });
