@@ -107,7 +107,7 @@ export default async function run(args: string[]): Promise<void> {
     const mine: { ms: number; rss: number; heap: number; resources: number }[] = [];
     let rate = { count: 0, ms: 0 };
     for (let i = 0; i < 3; i++) {
-      const child = spawn(process.execPath, ['--expose-gc', join(here, '_etcd-sync-agent.js'), etcd.endpoint], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+      const child = spawn(process.execPath, ['--expose-gc', ...(process.env.PETREL_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(here, '_etcd-sync-agent.js'), etcd.endpoint], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
       let buf = '';
       const lines: string[] = [];
       child.stdout.setEncoding('utf8');
