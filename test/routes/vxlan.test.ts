@@ -203,6 +203,8 @@ describe('two-subnet cluster over VXLAN CrossSubnet', () => {
   it('a node that leaves loses its neighbour and FDB entries; they come back with it', async () => {
     const a = hosts[0];
     const out = computeRoutes({ ...input('a'), hostMtu: 1500 });
+    const index = async () => (await a.ns.exec('ip', ['-o', 'link', 'show', 'vxlan.calico'])).stdout.split(':')[0];
+    const before = await index();
     const without = { ...out.vxlan!, peers: out.vxlan!.peers.filter((p) => p.node !== 'c') };
     await a.vx.apply({ v4: without, v6: out.vxlanV6 });
     expect((await a.ns.exec('ip', ['neigh', 'show', 'dev', 'vxlan.calico'])).stdout).not.toMatch(/10\.65\.2\.1/);
@@ -211,6 +213,8 @@ describe('two-subnet cluster over VXLAN CrossSubnet', () => {
     await a.vx.apply({ v4: out.vxlan, v6: out.vxlanV6 });
     expect((await a.ns.exec('bridge', ['fdb', 'show', 'dev', 'vxlan.calico'])).stdout).toMatch(/66:00:00:00:00:03 dst 192\.168\.2\.12/);
     await eventually(() => echo(a.pod, hosts[2].pod4), 8000, 'echo after the peer came back');
+    // the device itself was left as it was (same parameters: not recreated)
+    expect(await index()).toBe(before);
   });
 
   it('IPIP: a missing ipip module is a clear error; the tunl0 routes wait and everything else keeps working', async () => {
