@@ -366,6 +366,7 @@ export class IptablesDataplane {
     if (!this.kernel) desired.markAllDirty();
     const changes = desired.takeChanges();
     try {
+      const fresh = !this.kernel;
       if (!this.kernel) this.kernel = await this.readKernel();
       const kernel = this.kernel;
       // 1. ipsets: create / re-type / members.
@@ -376,7 +377,7 @@ export class IptablesDataplane {
       await Promise.all(
         this.families.map(async (f) => {
           for (const t of TABLES) {
-            const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel);
+            const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel, fresh);
             if (input) await this.restoreTable(f, t, input);
           }
         }),
@@ -505,7 +506,7 @@ export class IptablesDataplane {
     return { pre: pre.length ? pre.join('\n') + '\n' : '', post: post.length ? post.join('\n') + '\n' : '' };
   }
 
-  private tableRestore(desired: DesiredState, f: Family, t: Table, dirty: Set<ChainKey>, dirtyHooks: Set<ChainKey>, kernel: KernelView): string {
+  private tableRestore(desired: DesiredState, f: Family, t: Table, dirty: Set<ChainKey>, dirtyHooks: Set<ChainKey>, kernel: KernelView, fresh: boolean): string {
     const ts = kernel.tables.get(`${f}|${t}`)!;
     const decl: string[] = [];
     const body: string[] = [];
@@ -520,7 +521,9 @@ export class IptablesDataplane {
       const c = splitChainKey(k);
       if (c.family === f && c.table === t) toCheck.add(c.name);
     }
-    for (const name of ts.ours.keys()) if (!desired.chains.has(chainKey(f, t, name))) toCheck.add(name);
+    // Chains of ours the desired state does not know (stale, e.g. from before a restart) are
+    // looked for after each kernel read; between reads deletions arrive as dirty chains.
+    if (fresh) for (const name of ts.ours.keys()) if (!desired.chains.has(chainKey(f, t, name))) toCheck.add(name);
     // Top-down order (top-level, dispatch, endpoint, then policy/profile chains): with nft,
     // adding a jump makes the kernel walk the target chain for loops, so referencing rules go
     // in while their targets are still empty.
@@ -566,7 +569,7 @@ export class IptablesDataplane {
       const c = splitChainKey(k);
       if (c.family === f && c.table === t) hookChains.add(c.name);
     }
-    for (const [builtin, b] of ts.builtins) if (b.hashes.length) hookChains.add(builtin);
+    if (fresh) for (const [builtin, b] of ts.builtins) if (b.hashes.length) hookChains.add(builtin);
     const hookOps: string[] = [];
     const insertMode = this.opts.chainInsertMode ?? desired.insertMode;
     for (const builtin of hookChains) {
