@@ -171,6 +171,8 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       petrelHeapBpr = (after.heapUsed - before.heapUsed) / N;
       const flaps = await p.status();
       if (flaps.peers[0].state !== 'Established') drops++;
+      await p.call('exit').catch(() => undefined); // clean exit (lets --cpu-prof write its profile)
+      await sleep(500);
       p.kill();
       await p.waitExit();
     }

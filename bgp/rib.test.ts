@@ -2,9 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { AsPathSegmentType, type PathAttributes, type Prefix } from './codec/index.js';
 import { LocRib, Path, comparePaths, internPath, type RibPeer } from './rib.js';
+import { PrefixMap, PrefixSet } from './prefixmap.js';
 
 function peer(address: string, opts: Partial<RibPeer> = {}): RibPeer {
-  return { address, bgpId: 1, asNumber: 65001, ebgp: true, rrClient: false, adjIn: new Map(), stale: null, paths: new Map(), ...opts };
+  return { address, bgpId: 1, asNumber: 65001, ebgp: true, rrClient: false, adjIn: new PrefixMap(), stale: null, paths: new Map(), ...opts };
 }
 const seq = (...asns: number[]) => [{ type: AsPathSegmentType.AS_SEQUENCE, asns }];
 const attrs = (a: Partial<PathAttributes> = {}): PathAttributes => ({ origin: 0, asPath: seq(65001), nextHop: '10.0.0.1', ...a });
@@ -79,7 +80,7 @@ describe('LocRib', () => {
     rib.changed.clear();
     // a restarts: its route goes stale but stays best; then it is flushed -> b
     a.stale = a.adjIn;
-    a.adjIn = new Map();
+    a.adjIn = new PrefixMap();
     expect(rib.update(p)).toBe(false);
     a.stale = null;
     expect(rib.update(p)).toBe(true);
@@ -89,5 +90,30 @@ describe('LocRib', () => {
     rib.update(p);
     expect(rib.best.has(p)).toBe(false);
     expect(rib.changed.get(p)).toBe(pa);
+  });
+});
+
+describe('PrefixMap / PrefixSet', () => {
+  it('behave like Map / Set for IPv4 numbers of every length and IPv6 strings', () => {
+    const m = new PrefixMap<string>();
+    const ps: Prefix[] = [0, 32, 0xffffffff * 64 + 32, 0x80000000 * 64 + 1, (0x0a000000 >>> 0) * 64 + 8, 'fd00::/64', '::/0'];
+    ps.forEach((p, i) => m.set(p, `v${i}`));
+    expect(m.size).toBe(ps.length);
+    ps.forEach((p, i) => expect(m.get(p)).toBe(`v${i}`));
+    expect(new Set(m.keys())).toEqual(new Set(ps));
+    expect([...m.values()].sort()).toEqual(ps.map((_, i) => `v${i}`).sort());
+    const seen: Prefix[] = [];
+    m.forEach((_v, p) => seen.push(p));
+    expect(new Set(seen)).toEqual(new Set(ps));
+    expect(m.delete(0xffffffff * 64 + 32)).toBe(true);
+    expect(m.has(0xffffffff * 64 + 32)).toBe(false);
+    expect(m.get(0xffffffff * 64 + 31)).toBeUndefined();
+    m.clear();
+    expect(m.size).toBe(0);
+    const s = new PrefixSet();
+    s.add(5 * 64 + 24).add('fd00::/8').add(5 * 64 + 24);
+    expect(s.size).toBe(2);
+    for (const p of s) s.delete(p); // deleting while iterating, as the export loop does
+    expect(s.size).toBe(0);
   });
 });

@@ -4,6 +4,7 @@
 // so no per-route strings are built while a table is installed. A route is a shared, interned
 // `Path` (one per peer and attribute set): a route costs the Map entries holding it, nothing more.
 import { AsPathSegmentType, type PathAttributes, type Prefix } from './codec/types.js';
+import { PrefixMap } from './prefixmap.js';
 
 /** The RIB's view of a peer (the session layer owns the rest). */
 export interface RibPeer {
@@ -16,9 +17,9 @@ export interface RibPeer {
   /** Peer is our route-reflector client. */
   rrClient: boolean;
   /** Current routes. */
-  adjIn: Map<Prefix, Path>;
+  adjIn: PrefixMap<Path>;
   /** Routes kept from the previous session while the peer restarts (RFC 4724), or null. */
-  stale: Map<Prefix, Path> | null;
+  stale: PrefixMap<Path> | null;
   /** Interned Path per attribute object. */
   paths: Map<PathAttributes, Path>;
 }
@@ -47,10 +48,14 @@ export class Path {
   }
 
   /** Flat AS path (sequences and sets in order) for reporting. */
+  private flat: number[] | undefined;
   asPathFlat(): number[] {
-    const out: number[] = [];
-    for (const seg of this.attrs.asPath ?? []) out.push(...seg.asns);
-    return out;
+    if (this.flat === undefined) {
+      const out: number[] = [];
+      for (const seg of this.attrs.asPath ?? []) out.push(...seg.asns);
+      this.flat = out;
+    }
+    return this.flat;
   }
 }
 
@@ -123,11 +128,11 @@ export function comparePaths(a: Path, b: Path): number {
  * change; the caller drains `changed` to notify and to export.
  */
 export class LocRib {
-  readonly best = new Map<Prefix, Path>();
-  readonly local = new Map<Prefix, Path>();
+  readonly best = new PrefixMap<Path>();
+  readonly local = new PrefixMap<Path>();
   readonly peers: RibPeer[] = [];
   /** Prefixes whose best path changed since the last drain, with the best path before the first change. */
-  changed = new Map<Prefix, Path | undefined>();
+  changed = new PrefixMap<Path | undefined>();
 
   addPeer(p: RibPeer): void {
     if (!this.peers.includes(p)) this.peers.push(p);

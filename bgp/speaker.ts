@@ -37,6 +37,7 @@ import {
 } from './codec/index.js';
 import { native } from './native.js';
 import { LocRib, Path, internPath, type RibPeer } from './rib.js';
+import { PrefixMap, PrefixSet } from './prefixmap.js';
 import { Session, type SessionHost } from './session.js';
 import type {
   BgpPeerStatus,
@@ -129,12 +130,12 @@ class PeerState implements RibPeer {
   asNumber: number;
   ebgp: boolean;
   rrClient: boolean;
-  adjIn = new Map<Prefix, Path>();
-  stale: Map<Prefix, Path> | null = null;
+  adjIn = new PrefixMap<Path>();
+  stale: PrefixMap<Path> | null = null;
   paths = new Map<PathAttributes, Path>();
-  adjOut = new Map<Prefix, PathAttributes>();
+  adjOut = new PrefixMap<PathAttributes>();
   outCache = new WeakMap<Path, PathAttributes | null>();
-  dirty = new Set<Prefix>();
+  dirty = new PrefixSet();
   queue: RawMessage[] = [];
   qHead = 0;
   waitDrain = false;
@@ -651,10 +652,10 @@ export class BgpSpeaker implements SessionHost {
     if (graceful && restartTime > 0) {
       // Helper: keep the routes, stale, for the peer's restart time (RFC 4724 §4.2). Routes
       // already stale from an earlier restart stay stale (felix#1592: consecutive restarts).
-      const stale = ps.stale ?? new Map<Prefix, Path>();
+      const stale = ps.stale ?? new PrefixMap<Path>();
       for (const [p, path] of ps.adjIn) stale.set(p, path);
       ps.stale = stale;
-      ps.adjIn = new Map();
+      ps.adjIn = new PrefixMap();
       if (ps.restartTimer) clearTimeout(ps.restartTimer);
       ps.restartTimer = setTimeout(() => this.flushStale(ps, 'restart time expired'), restartTime * 1000);
       ps.restartTimer.unref();
@@ -848,7 +849,7 @@ export class BgpSpeaker implements SessionHost {
   private flushPeer(ps: PeerState, alsoOut: boolean): void {
     const adj = ps.adjIn;
     const stale = ps.stale;
-    ps.adjIn = new Map();
+    ps.adjIn = new PrefixMap();
     ps.stale = null;
     ps.paths = new Map();
     if (ps.restartTimer) clearTimeout(ps.restartTimer);
@@ -899,7 +900,7 @@ export class BgpSpeaker implements SessionHost {
   private emitChanges(): void {
     const changed = this.rib.changed;
     if (changed.size === 0) return;
-    this.rib.changed = new Map();
+    this.rib.changed = new PrefixMap();
     const want = this.bestListeners.length > 0;
     const changes: RouteChange[] = want ? [] : (undefined as any);
     const established: PeerState[] = [];
