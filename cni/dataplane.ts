@@ -134,15 +134,18 @@ export async function createVeth(s: VethSpec & { ips: string[]; routeProtocol: n
   }
 }
 
-/** Removes the pair (best effort; absent is fine). */
-export async function deleteVeth(hostIf: string, contIf: string, netns: string | undefined): Promise<void> {
-  if (linkExists(hostIf)) {
-    const r = await exec('ip', ['link', 'del', hostIf]);
-    if (r.code === 0 || !linkExists(hostIf)) return;
-    throw new CniError(ErrorCode.DataplaneFailure, `deleting ${hostIf} failed`, r.stderr.trim());
-  }
-  if (netns && existsSync(netns)) {
-    await exec('nsenter', [`--net=${netns}`, 'ip', 'link', 'del', contIf]).catch(() => undefined);
+/**
+ * Removes the pod's interface from inside its namespace (which removes the pair and with it the
+ * host route). Never by the host-side name: after a sandbox is re-created the same name belongs
+ * to the new sandbox, and a late DEL for the old one must not cut the new one off. A namespace
+ * that is gone took the pair with it; no namespace given leaves the host side alone.
+ */
+export async function deleteVeth(_hostIf: string, contIf: string, netns: string | undefined): Promise<void> {
+  if (!netns || !existsSync(netns)) return;
+  const named = netns.match(/^\/(?:var\/)?run\/netns\/([^/]+)$/)?.[1];
+  const r = named ? await exec('ip', ['-n', named, 'link', 'del', contIf]) : await exec('nsenter', [`--net=${netns}`, 'ip', 'link', 'del', contIf]);
+  if (r.code !== 0 && !/Cannot find device|does not exist|No such device/i.test(r.stderr)) {
+    throw new CniError(ErrorCode.DataplaneFailure, `deleting ${contIf} in ${netns} failed`, r.stderr.trim());
   }
 }
 

@@ -181,6 +181,26 @@ describe('petrel CNI plugin (etcd)', () => {
     expect((await call('DEL', conf(), p, 'ctr-twice-01', 'twice')).code).toBe(0);
   });
 
+  it('a late DEL for an old sandbox of a pod leaves the new sandbox alone (interface, endpoint, address)', async () => {
+    const oldNs = await newPod();
+    const newNs = await newPod();
+    const r1 = await call('ADD', conf(), oldNs, 'sandbox-old-1', 'recreated');
+    expect(r1.code, r1.stdout).toBe(0);
+    const r2 = await call('ADD', conf(), newNs, 'sandbox-new-2', 'recreated');
+    expect(r2.code, r2.stdout).toBe(0);
+    const newIp = r2.json.ips[0].address.split('/')[0];
+    expect(newIp).not.toBe(r1.json.ips[0].address.split('/')[0]);
+    const d = await call('DEL', conf(), oldNs, 'sandbox-old-1', 'recreated');
+    expect(d.code, d.stdout).toBe(0);
+    expect(await reach(newNs, NODE4)).toBe(true);
+    expect(json('/calico/resources/v3/projectcalico.org/workloadendpoints/default/node--a-k8s-recreated-eth0').spec.containerID).toBe('sandbox-new-2');
+    expect(keys('/calico/ipam/v2/handle/')).toContain('/calico/ipam/v2/handle/k8s-pod-network.sandbox-new-2');
+    expect(keys('/calico/ipam/v2/handle/')).not.toContain('/calico/ipam/v2/handle/k8s-pod-network.sandbox-old-1');
+    expect((await call('CHECK', { ...conf(), prevResult: r2.json }, newNs, 'sandbox-new-2', 'recreated')).code).toBe(0);
+    expect((await call('DEL', conf(), newNs, 'sandbox-new-2', 'recreated')).code).toBe(0);
+    expect(keys('/calico/resources/v3/projectcalico.org/workloadendpoints/')).toEqual([]);
+  });
+
   it('a broken configuration gets the right error code and creates nothing', async () => {
     const p = await newPod();
     const before = { links: await links(node), ipam: keys('/calico/ipam/'), weps: keys('/calico/resources/v3/projectcalico.org/workloadendpoints/') };
