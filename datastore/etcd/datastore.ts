@@ -301,7 +301,12 @@ export class EtcdDatastore implements Datastore {
         const more = res.more && res.kvs.length > 0;
         const next = more ? fetch(Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])])) : undefined;
         next?.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
-        for (const kv of res.kvs) onKv(kv.key.toString('utf8'), kv);
+        // decode in slices, yielding so the next page's bytes are read off the socket meanwhile
+        for (let i = 0; i < res.kvs.length; i++) {
+          const kv = res.kvs[i]!;
+          onKv(kv.key.toString('utf8'), kv);
+          if (next && i % 500 === 499) await new Promise((r) => setImmediate(r));
+        }
         if (!next) break;
         res = await next;
       }

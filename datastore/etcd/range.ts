@@ -150,7 +150,8 @@ export class RangeClient {
               opts.certFile ? readFileSync(opts.certFile) : null,
             )
           : grpc.credentials.createInsecure();
-      return new grpc.Client(target, creds, { 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+      // a large HTTP/2 window lets etcd push the next (pipelined) page while the current one is decoded
+      return new grpc.Client(target, creds, { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc-node.flow_control_window': 64 * 1024 * 1024 });
     });
   }
 
