@@ -329,7 +329,10 @@ export class RouteManager extends EventEmitter {
   constructor(opts: RouteManagerOptions = {}) {
     super();
     this.protocol = opts.protocol ?? 80;
-    if (!Number.isInteger(this.protocol) || this.protocol < 1 || this.protocol > 255) throw new Error(`invalid route protocol ${opts.protocol}`);
+    if (!Number.isInteger(this.protocol) || this.protocol < 1 || this.protocol > 255) throw new Error(`invalid route protocol ${opts.protocol}: 5..255`);
+    // 1-4 (redirect, kernel, boot, static) are what the kernel and `ip route add` use: owning
+    // them would delete the node's own routes (its default route is usually `proto boot`).
+    if (this.protocol <= 4) throw new Error(`route protocol ${this.protocol} is the kernel's or the administrator's (1 redirect, 2 kernel, 3 boot, 4 static); choose 5..255 (default 80)`);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? 90_000;
     this.interfacePrefix = opts.interfacePrefix ?? 'cali';
     this.ownsHost = !opts.host;

@@ -1,6 +1,6 @@
 // Unit tests of the pure parts of routes/: the route model, netlink encoding/decoding, MTU rules.
 import { describe, expect, it } from 'vitest';
-import { formatRoute, normaliseRoute, routeKey } from './manager.js';
+import { RouteManager, formatRoute, normaliseRoute, routeKey } from './manager.js';
 import { detectHostMtu, tunnelMtus } from './mtu.js';
 import { workloadSysctls } from './interfaces.js';
 import {
@@ -36,6 +36,12 @@ describe('route model', () => {
     expect(() => normaliseRoute({ dst: '10.0.0.0/8', type: 'local' as any })).toThrow(/invalid type/);
     expect(() => normaliseRoute({ dst: '10.0.0.0/8', type: 'unicast', dev: 'a-very-long-interface-name' })).toThrow(/invalid interface name/);
     expect(() => normaliseRoute({ dst: 'fd00::/64', type: 'unicast', via: '10.0.0.1' })).toThrow(/not an IPv6 address/);
+  });
+
+  it('refuses route protocols that belong to the kernel or the administrator', () => {
+    expect(() => new RouteManager({ protocol: 3 })).toThrow(/route protocol 3 is the kernel's or the administrator's/);
+    expect(() => new RouteManager({ protocol: 256 })).toThrow(/invalid route protocol 256/);
+    expect(new RouteManager({}).protocol).toBe(80);
   });
 
   it('keys: the dst for the main table, dst%table otherwise; formatted like ip route', () => {
