@@ -110,7 +110,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       const i = args.indexOf('--node-args');
       // The agent runs with a small young generation (a big one is committed memory the RIB
       // never uses: ~380 B/route of RSS with the default 16 MB semi-spaces).
-      return i >= 0 && args[i + 1] !== undefined ? args[i + 1]!.split(/\s+/).filter(Boolean) : ['--max-semi-space-size=1'];
+      return i >= 0 && args[i + 1] !== undefined ? args[i + 1]!.split(/\s+/).filter(Boolean) : ['--max-semi-space-size=2'];
     })();
 
     for (let r = 0; r < runs; r++) {
