@@ -160,6 +160,8 @@ class Reflector {
   failing?: string;
   /** a problem to list in status().errors (missing CRD, RBAC) */
   problem?: SourceError;
+  /** a LIST is in progress */
+  listing = false;
   private sleeper: { stop?: () => void } = {};
   private current?: { abort(): void };
   private stopped = false;
@@ -247,7 +249,13 @@ class Reflector {
       try {
         if (this.rv === undefined) {
           const t0 = performance.now();
-          const events = await this.list();
+          this.listing = true;
+          let events: DatastoreEvent[];
+          try {
+            events = await this.list();
+          } finally {
+            this.listing = false;
+          }
           if (lists++ > 0) this.ds.metrics.resyncs.inc({ datastore: 'kubernetes' });
           this.problem = undefined;
           this.ok();
@@ -464,7 +472,8 @@ export class KubernetesDatastore implements Datastore {
   listed(_r: Reflector, events: DatastoreEvent[], t0: number): void {
     const all = this.reflectors.every((x) => x.synced);
     const out = [...events];
-    if (all) {
+    // after a mass relist (every watch got 410), one in-sync when the last of them is done
+    if (all && !this.reflectors.some((x) => x !== _r && x.listing)) {
       if (!this.inSync) this.log.info({ resources: this.reflectors.reduce((n, x) => n + x.cache.size, 0) }, 'kubernetes datastore loaded; in sync');
       this.inSync = true;
       out.push({ type: 'in-sync' });
@@ -509,7 +518,7 @@ export class KubernetesDatastore implements Datastore {
     const errors: SourceError[] = [];
     for (const r of this.reflectors) if (r.problem) errors.push(r.problem);
     for (const { kind: _k, ...e } of this.bad.values()) errors.push(e);
-    return { type: 'kubernetes', inSync: this.inSync, connected: this.state !== 'disconnected', reason: this.reason, errors };
+    return { type: 'kubernetes', inSync: this.inSync && this.state === 'connected', connected: this.state !== 'disconnected', reason: this.reason, errors };
   }
 
   // ---------------------------------------------------------------------------- reads/writes
