@@ -110,6 +110,19 @@ async function inner(n: number): Promise<void> {
   const c5 = process.cpuUsage(c4);
   await rm.settled();
   const s5 = rm.status();
+  (globalThis as any).gc?.();
+  const heapAfterGcMB = process.memoryUsage().heapUsed / 1048576;
+  const rssMB = process.memoryUsage().rss / 1048576;
+  // restart: a new manager on a kernel that holds all of them
+  const finalSet = rm.desiredRoutes().map((x) => ({ ...x }));
+  await rm.stop();
+  const t6 = performance.now();
+  const rm2 = new RouteManager({ resyncIntervalMs: 0 });
+  await rm2.start();
+  const t7 = performance.now();
+  await rm2.setDesired(finalSet);
+  const t8 = performance.now();
+  const s8 = rm2.status();
   console.log(
     JSON.stringify({
       bulkMs: t1 - t0,
@@ -119,6 +132,10 @@ async function inner(n: number): Promise<void> {
       deltaMs: t5 - t4,
       deltaCpuMs: (c5.user + c5.system) / 1000,
       programmedAfterDelta: s5.programmed,
+      restartReadMs: t7 - t6,
+      restartApplyMs: t8 - t7,
+      restartMessages: s8.messagesSent,
+      restartProgrammed: s8.programmed,
       bulkCpuMs: (c1.user + c1.system) / 1000,
       updateCpuMs: (c3.user + c3.system) / 1000,
       programmedAfterBulk: s1.programmed,
@@ -130,15 +147,12 @@ async function inner(n: number): Promise<void> {
       updateDatagrams: s3.datagramsSent - s1b.datagramsSent,
       resyncs: s3.resyncs,
       errors: s3.failures.length + s3.conflicts.length,
-      rssMB: process.memoryUsage().rss / 1048576,
-      heapAfterGcMB: (() => {
-        (globalThis as any).gc?.();
-        return process.memoryUsage().heapUsed / 1048576;
-      })(),
-      rssGrowthMB: (process.memoryUsage().rss - rss0) / 1048576,
+      rssMB,
+      heapAfterGcMB,
+      rssGrowthMB: rssMB - rss0 / 1048576,
     }),
   );
-  await rm.stop();
+  await rm2.stop();
 }
 
 export default async function bench(args: string[]): Promise<void> {
@@ -206,6 +220,9 @@ export default async function bench(args: string[]): Promise<void> {
   const pDc = pr.map((x) => x.deltaCpuMs);
   console.log(
     `petrel:     10% update through applyDelta(add, remove): best ${min(pD).toFixed(0)} ms wall, ${min(pDc).toFixed(0)} ms CPU = ${(min(pDc) / min(ipUc)).toFixed(2)}x ip's CPU, ${(min(pDc) / min(pBc)).toFixed(2)}x Petrel's bulk CPU (${r.programmedAfterDelta} programmed)`,
+  );
+  console.log(
+    `petrel:     restart on a kernel holding them: start() read ${r.restartReadMs.toFixed(0)} ms, first full set ${r.restartApplyMs.toFixed(0)} ms, ${r.restartMessages} netlink messages (the dumps), ${r.restartProgrammed} programmed`,
   );
   console.log(`ratio update petrel/ip-batch = ${(min(pU) / min(ipU)).toFixed(2)}x best; petrel 10% update / bulk load = ${(min(pU) / min(pB)).toFixed(2)}x`);
   console.log(`RSS petrel process ${r.rssMB.toFixed(1)} MB (grew ${r.rssGrowthMB.toFixed(1)} MB while programming; JS heap after GC ${r.heapAfterGcMB.toFixed(1)} MB holding ${n} routes); load average ${(await import('node:os')).loadavg()[0].toFixed(1)}`);
