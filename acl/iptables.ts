@@ -371,17 +371,20 @@ export class IptablesDataplane {
       const kernel = this.kernel;
       // 1. ipsets: create / re-type / members.
       const { pre, post } = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
-      if (pre) await this.restoreIpset(pre);
-      // 2. iptables, one restore per family and table.
-      // IPv4 and IPv6 are separate tables in the kernel: restore them side by side.
-      await Promise.all(
-        this.families.map(async (f) => {
+      // Sets must exist before rules name them; member changes alone run alongside step 2.
+      const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
+      if (pre && !membersOnly) await this.restoreIpset(pre);
+      // 2. iptables, one restore per family and table; IPv4 and IPv6 are separate kernel
+      // tables, restored side by side.
+      await Promise.all([
+        ...(membersOnly ? [this.restoreIpset(pre)] : []),
+        ...this.families.map(async (f) => {
           for (const t of TABLES) {
             const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel, fresh);
             if (input) await this.restoreTable(f, t, input);
           }
         }),
-      );
+      ]);
       // 3. ipsets no longer referenced.
       if (post) {
         try {
