@@ -189,6 +189,7 @@ export class BgpSpeaker implements SessionHost {
   private readonly syncListeners: (() => void)[] = [];
   private readonly pending = new Map<net.Socket, NodeJS.Timeout>();
   private exportLearnedWithin: (Cidr4 | Cidr6)[] | null = null;
+  private exportLearnedWithinKey = 'null';
   private localPaths = new Map<string, Path>();
   private readonly connectRetryMs: number;
   private readonly restartTime: number;
@@ -335,6 +336,9 @@ export class BgpSpeaker implements SessionHost {
         }
       }
     }
+    const withinKey = JSON.stringify(cfg.exportLearnedWithin ?? null);
+    const withinChanged = withinKey !== this.exportLearnedWithinKey;
+    this.exportLearnedWithinKey = withinKey;
     this.exportLearnedWithin = cfg.exportLearnedWithin
       ? cfg.exportLearnedWithin.map(parseCidr).filter((c): c is Cidr4 | Cidr6 => !!c)
       : null;
@@ -363,7 +367,7 @@ export class BgpSpeaker implements SessionHost {
       mAdv.remove({ peer: addr });
       removed.push(s.cfg);
     }
-    let exportPolicyChanged = false;
+    let exportPolicyChanged = withinChanged;
     for (const [addr, pc] of want) {
       const s = this.sessions.get(addr);
       if (!s) {

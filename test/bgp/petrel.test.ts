@@ -144,6 +144,28 @@ describe('Petrel <-> Petrel', () => {
     expect((await a.peer(ip(10))).info).toMatch(/Cease/);
   });
 
+  it('eBGP transit: next hop self by default, keepOriginalNextHop applied live without a reset; exportLearnedWithin limits transit', async () => {
+    const a = await start(16, 65016);
+    const b = await start(17, 65017);
+    const c = await start(18, 65018);
+    await a.configure([peerOf(17, 65017, 16), peerOf(18, 65018, 16)]);
+    await b.configure([peerOf(16, 65016, 17)]);
+    await c.configure([peerOf(16, 65016, 18)]);
+    await a.exports([]);
+    await b.exports(['10.8.0.0/24', '10.9.0.0/24']);
+    await c.exports([]);
+    await until('c learns via a', async () => (await c.rib()).size === 2);
+    expect((await c.rib()).get('10.8.0.0/24')).toMatchObject({ nextHop: ip(16), asPath: [65016, 65017] });
+    const since = (await a.peer(ip(18))).since;
+    await a.configure([peerOf(17, 65017, 16), peerOf(18, 65018, 16, { keepOriginalNextHop: true })]);
+    await until('next hop kept', async () => (await c.rib()).get('10.8.0.0/24')?.nextHop === ip(17));
+    expect((await a.peer(ip(18))).since).toBe(since);
+    // Calico exports only what lies in enabled pools: 10.9.0.0/24 is not passed on any more
+    await a.configure([peerOf(17, 65017, 16), peerOf(18, 65018, 16, { keepOriginalNextHop: true })], { exportLearnedWithin: ['10.8.0.0/16'] });
+    await until('transit limited', async () => (await c.rib()).size === 1);
+    expect((await c.rib()).has('10.8.0.0/24')).toBe(true);
+  });
+
   it('a session to a peer that is not configured there yet comes up once it is (held, not reset)', async () => {
     const a = await start(12, 65012);
     const b = await start(13, 65013);
