@@ -30,6 +30,49 @@ ${spec}
 ---
 `;
 
+describe('petrel agents in a node-to-node mesh', () => {
+  it('two agents from one datastore peer as node-mesh (only the higher IP dials) and learn each other\'s blocks', async () => {
+    const N1 = await lab.ns();
+    const N2 = await lab.ns();
+    await vethPair(N1, 'v1', ['10.77.5.1/24'], N2, 'v2', ['10.77.5.2/24']);
+    const dir = join(lab.dir, 'mesh');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'cluster.yaml'),
+      yaml('Node', 'n1', '  bgp:\n    ipv4Address: 10.77.5.1/24') +
+        yaml('Node', 'n2', '  bgp:\n    ipv4Address: 10.77.5.2/24') +
+        yaml('IPPool', 'pool', '  cidr: 10.66.0.0/16\n  blockSize: 26\n  ipipMode: Never\n  vxlanMode: Never') +
+        yaml('BlockAffinity', 'n1-b', '  node: n1\n  cidr: 10.66.1.0/26\n  state: confirmed\n  deleted: false') +
+        yaml('BlockAffinity', 'n2-b', '  node: n2\n  cidr: 10.66.2.0/26\n  state: confirmed\n  deleted: false'),
+    );
+    const logs: string[] = ['', ''];
+    [N1, N2].forEach((ns, i) => {
+      const a = ns.spawn('node', [join(ROOT, 'dist/agent/cli.js'), 'agent', '--datastore-type', 'file', '--datastore-path', dir, '--nodename', `n${i + 1}`, '--health-host', '127.0.0.1', '--log-level', 'warn'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      a.stdout!.on('data', (d) => (logs[i] = (logs[i] + d).slice(-10000)));
+      a.stderr!.on('data', (d) => (logs[i] = (logs[i] + d).slice(-10000)));
+      lab.defer(() => {
+        a.kill('SIGKILL');
+      });
+    });
+    const status = async (ns: NetNs) => JSON.parse((await ns.exec('curl', ['-s', 'http://127.0.0.1:9099/status'])).stdout);
+    try {
+      for (const [ns, other] of [[N1, '10.77.5.2'], [N2, '10.77.5.1']] as const) {
+        await until('mesh session with the route', async () => {
+          const p = (await status(ns)).bgp?.peers?.find((x: any) => x.address === other);
+          return p?.state === 'Established' && p.type === 'node-mesh' && p.prefixesReceived === 1 && p.prefixesAdvertised === 1;
+        }, 60_000, 250);
+      }
+      // n1 (10.77.5.1 sorts lower) is passive: the TCP connection was opened by n2 toward port 179 on n1
+      const ss = (await N1.exec('ss', ['-tn', 'state', 'established', '( sport = :179 )'])).stdout;
+      expect(ss).toContain('10.77.5.2');
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nn1:\n${logs[0].slice(-3000)}\nn2:\n${logs[1].slice(-3000)}`);
+    }
+  });
+});
+
 describe('petrel agent with BIRD', () => {
   it('advertises its block from the datastore, learns BIRD routes, applies BGPPeer changes live', async () => {
     const dir = join(lab.dir, 'ds');
