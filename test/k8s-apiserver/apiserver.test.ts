@@ -105,6 +105,22 @@ spec: {cidr: 10.65.0.0/16}
     }
     await k('delete', 'pod', 'web-1');
     await k('delete', 'ippool', 'pool-a');
+    // server-side apply
+    expect(await k('apply', '--server-side', '--validate=false', '-f', file)).toMatch(/ippool.crd.projectcalico.org\/pool-a serverside-applied/);
+    expect(await k('get', 'ippool', 'pool-a', '-o', 'jsonpath={.spec.cidr}')).toBe('10.65.0.0/16');
+  });
+
+  it('kubectl apply -f deploy/crds registers the Calico kinds on a bare server', async () => {
+    const bare = await startTestApiServer({ calicoCrds: false });
+    try {
+      const k = (...a: string[]) => pexec('kubectl', ['--kubeconfig', bare.kubeconfigPath, ...a]).then((r) => r.stdout);
+      const crdDir = new URL('../../deploy/crds/', import.meta.url).pathname;
+      expect(await k('apply', '--validate=false', '-f', crdDir)).toMatch(/customresourcedefinition.apiextensions.k8s.io\/ippools.crd.projectcalico.org created/);
+      expect(await k('api-resources', '--api-group=crd.projectcalico.org', '-o', 'name')).toMatch(/^ippools.crd.projectcalico.org$/m);
+      expect(await k('get', 'ippools')).toBe('');
+    } finally {
+      await bare.stop();
+    }
   });
 });
 
