@@ -207,8 +207,11 @@ function sameRoute(a: DesiredRoute, b: DesiredRoute): boolean {
   );
 }
 
-/** Above this many operations in one pass, route events are paused and the kernel re-read after. */
-const QUIET_THRESHOLD = 1000;
+/**
+ * Above this many operations in one pass, route events are paused and the kernel re-read after:
+ * their echoes (~1 KB of receive buffer each) must fit in half the event socket's buffer.
+ */
+const QUIET_MAX = 1000;
 
 const TYPE_NUM = { unicast: RTN_UNICAST, blackhole: RTN_BLACKHOLE, unreachable: RTN_UNREACHABLE } as const;
 
@@ -526,6 +529,11 @@ export class RouteManager extends EventEmitter {
   }
 
 
+  private quietThreshold(): number {
+    const buf = this.events?.recvBufferSize || 212992;
+    return Math.min(QUIET_MAX, Math.max(64, Math.floor(buf / 2048)));
+  }
+
   private pending(): boolean {
     return this.fullDirty || this.dirtyKeys.size > 0;
   }
@@ -813,7 +821,7 @@ export class RouteManager extends EventEmitter {
     // A large apply would flood our own event socket with its echoes (and the netlink package
     // aborts the process on ENOBUFS): leave the route groups meanwhile and re-read the kernel
     // afterwards, which also catches anything others changed in that window.
-    const quiet = dels.length + ups.length > QUIET_THRESHOLD;
+    const quiet = dels.length + ups.length > this.quietThreshold();
     if (quiet) this.events!.membership([RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE], false);
     if (dels.length || ups.length) {
       const conn = this.conn!;
