@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { DatastoreOptions } from '../../datastore/types.js';
-import { CtlExit, EXIT_BAD_INPUT, EXIT_OK, io } from './io.js';
+import { CtlExit, EXIT_BAD_INPUT, EXIT_OK, io, processIO } from './io.js';
 import { ctlDatastoreOptions, toExit } from './resources.js';
 import { boxTable } from './table.js';
 
@@ -164,7 +164,8 @@ export const ipamCommand: CommandModule = {
       io().err(ex.message.replace(/\n?$/, '\n'));
       code = ex.code;
     }
-    if (code !== EXIT_OK) process.exitCode = code;
+    // the real binary exits with the code; an in-process run (tests, with their own IO) reads lastCode
+    if (code !== EXIT_OK && io() === processIO) process.exitCode = code;
     (ipamCommand as { lastCode?: number }).lastCode = code;
   },
 };
