@@ -18,3 +18,4 @@
 export * from './types.js';
 export { BgpSpeaker, normAddr } from './speaker.js';
 export { native as nativeSockopt } from './native.js';
+export { secretResolverFromDir, type SecretRef } from './secrets.js';
