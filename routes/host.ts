@@ -229,14 +229,18 @@ export class NetnsHost implements NetHost {
       const id = this.acc.readUInt32LE(5);
       const p = Buffer.from(this.acc.subarray(9, 4 + len));
       this.acc = this.acc.subarray(4 + len);
-      if (op === OP_MSG) this.channels.get(id)?.emit('message', p);
-      else if (op === OP_ERR) {
-        const e = JSON.parse(p.toString());
-        this.channels.get(id)?.emit('error', Object.assign(new Error(e.message), { code: e.code, errno: e.errno }));
-      } else if (op === OP_RESULT) {
-        const w = this.waiting.get(id);
-        this.waiting.delete(id);
-        w?.(JSON.parse(p.toString()));
+      try {
+        if (op === OP_MSG) this.channels.get(id)?.emit('message', p);
+        else if (op === OP_ERR) {
+          const e = JSON.parse(p.toString());
+          this.channels.get(id)?.emit('error', Object.assign(new Error(e.message), { code: e.code, errno: e.errno }));
+        } else if (op === OP_RESULT) {
+          const w = this.waiting.get(id);
+          this.waiting.delete(id);
+          w?.(JSON.parse(p.toString()));
+        }
+      } catch (e) {
+        process.emitWarning(`netns broker message handler failed: ${(e as Error)?.stack ?? e}`);
       }
     }
   }

@@ -84,7 +84,12 @@ export class InterfaceManager {
 
   private enqueue(l: KernelLink): void {
     if (this.done.get(l.name) === l.index) return;
-    this.chain = this.chain.then(() => this.configure(l));
+    this.chain = this.chain
+      .then(() => this.configure(l))
+      .catch((e) => {
+        this.errors.set(l.name, (e as Error).message);
+        this.log.error({ iface: l.name, err: (e as Error).message }, 'configuring a workload interface failed');
+      });
   }
 
   private async configure(l: KernelLink): Promise<void> {
