@@ -221,6 +221,7 @@ describe('RouteManager', () => {
     expect(st.errors.join('\n')).toMatch(/3000 route operations failed in one pass/);
     expect((await routesOf(ns, 80, 4)).length).toBe(V4.length);
     // the refused ones are not retried on every event, only by a full resync
+    await rm.settled(); // (the re-read after a large apply)
     const sent = rm.status().messagesSent;
     await rm.applyDelta([{ dst: '10.65.9.0/26', type: 'blackhole' }], []);
     expect(rm.status().messagesSent - sent).toBe(1);
