@@ -270,6 +270,8 @@ export interface IptablesDataplaneOptions {
 export interface DataplaneStatus {
   backend?: Backend;
   applied: boolean;
+  /** an apply is running. */
+  applying: boolean;
   lastApply?: string;
   lastApplyMs?: number;
   lastError?: string;
@@ -297,7 +299,7 @@ export class IptablesDataplane {
   private timer?: NodeJS.Timeout;
   private running: Promise<void> = Promise.resolve();
   private tempCounter = 0;
-  private readonly st: DataplaneStatus = { applied: false, applies: 0, errors: 0, chains: 0, rules: 0, ipsets: 0, ipsetMembers: 0 };
+  private readonly st: DataplaneStatus = { applied: false, applying: false, applies: 0, errors: 0, chains: 0, rules: 0, ipsets: 0, ipsetMembers: 0 };
 
   constructor(private readonly opts: IptablesDataplaneOptions = {}) {
     this.names = new Names(opts.prefix ?? DEFAULT_PREFIX);
@@ -356,6 +358,15 @@ export class IptablesDataplane {
   }
 
   private async applyNow(desired: DesiredState): Promise<void> {
+    this.st.applying = true;
+    try {
+      await this.applyInner(desired);
+    } finally {
+      this.st.applying = false;
+    }
+  }
+
+  private async applyInner(desired: DesiredState): Promise<void> {
     if (!this.backend) {
       this.backend = await detectBackend(this.exec, this.log);
       this.st.backend = this.backend;

@@ -6,6 +6,7 @@
 // Bad input never stops the rest: a policy that fails to convert keeps its last good version
 // (nothing already programmed is lost) or, if it never had one, is left out; either way the
 // error is logged and listed in `status().errors`.
+import { createHash } from 'node:crypto';
 import {
   convertCalicoPolicy,
   convertK8sPolicy,
@@ -44,6 +45,15 @@ export interface PolicyCalculatorStatus {
   ipsetMembers: number;
   errors: Array<{ resource: string; message: string }>;
   warnings: Array<{ resource: string; message: string }>;
+  /** SHA-1 of the sorted keys of the policies in the model (`policyDigest(keys)`): tells tests which set is loaded. */
+  policyDigest: string;
+  /** Changes computed but not yet taken by the dataplane. */
+  pending: boolean;
+}
+
+/** Digest of a set of policy resource keys (`KubernetesNetworkPolicy/ns/name`, `GlobalNetworkPolicy/name`...). */
+export function policyDigest(keys: Iterable<string>): string {
+  return createHash('sha1').update([...keys].sort().join('\n')).digest('hex').slice(0, 16);
 }
 
 /** FelixConfiguration fields the policy dataplane honours (also the dataplane's: refresh, backend). */
@@ -199,6 +209,8 @@ export class PolicyCalculator {
       ipsetMembers: c.ipsetMembers,
       errors: [...this.errors].map(([resource, message]) => ({ resource, message })),
       warnings: [...this.warnings].map(([resource, message]) => ({ resource, message })),
+      policyDigest: policyDigest(this.policyIds.keys()),
+      pending: this.engine.desired.dirty,
     };
   }
 

@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { policyDigest } from '../../agent/calc/policy.js';
 import { interfaceNameForPod } from '../../datastore/derive.js';
 import { NetNs, vethPair } from '../netns.js';
 
@@ -149,10 +150,12 @@ export class PolicyLab {
   }
 
   /**
-   * Starts the policy dataplane inside the node namespace on the lab's file datastore.
-   * (The one place to switch to `petrel agent --bgp disabled` once the agent runs policy.)
+   * Starts the policy dataplane inside the node namespace on the lab's file datastore:
+   * `petrel agent --bgp disabled` (default), or with PTAC_HARNESS=driver the small driver
+   * (test/acl/driver.ts) that runs only the policy calculator and dataplane.
    */
   async startDataplane(): Promise<void> {
+    if (this.mode === 'agent') return this.startAgent();
     const proc = this.node.spawn('node', [join(distDir, 'driver.js'), this.dir, this.def.nodeName], {
       env: { ...process.env, LOG_LEVEL: 'warn' },
     });
@@ -170,6 +173,42 @@ export class PolicyLab {
       }
     });
     await this.waitApplied(() => true, 20_000);
+  }
+
+  readonly mode: 'agent' | 'driver' = process.env.PTAC_HARNESS === 'driver' ? 'driver' : 'agent';
+
+  private async startAgent(): Promise<void> {
+    const cli = resolve(distDir, '../../agent/cli.js');
+    const proc = this.node.spawn(
+      'node',
+      [cli, 'agent', '--datastore-type', 'file', '--datastore-path', this.dir, '--nodename', this.def.nodeName, '--bgp', 'disabled', '--log-level', 'warn'],
+      { env: { ...process.env, LOG_LEVEL: 'warn' } },
+    );
+    this.dataplane = proc;
+    proc.stderr!.on('data', (d) => (this.stderr += d.toString()));
+    proc.stdout!.on('data', (d) => (this.stderr += d.toString()));
+    await this.waitAgent(policyDigest([]), 30_000);
+  }
+
+  /** Polls the agent's /status until the policy set with this digest is applied. */
+  private async waitAgent(digest: string, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: any;
+    for (;;) {
+      try {
+        const r = await this.node.exec('curl', ['-s', '--max-time', '2', 'http://127.0.0.1:9099/status']);
+        last = JSON.parse(r.stdout)?.dataplane?.policy;
+        const k = last?.kernel;
+        if (last && last.inSync && last.policyDigest === digest && !last.pending && k?.applied && !k.applying && !k.lastError) {
+          this.applied.push({ applied: k.applies, policies: [], errors: last.errors });
+          return;
+        }
+      } catch {
+        /* not listening yet */
+      }
+      if (Date.now() > deadline) throw new Error(`agent did not apply in time; policy status: ${JSON.stringify(last)?.slice(0, 1500)}; output: ${this.stderr.slice(-2000)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
   }
 
   private async waitApplied(pred: (a: { policies: string[] }) => boolean, timeoutMs = 15_000): Promise<void> {
@@ -198,7 +237,8 @@ export class PolicyLab {
       })
       .sort();
     this.setPolicyDocs(docs);
-    await this.waitApplied((a) => JSON.stringify(a.policies) === JSON.stringify(keys));
+    if (this.mode === 'agent') await this.waitAgent(policyDigest(keys));
+    else await this.waitApplied((a) => JSON.stringify(a.policies) === JSON.stringify(keys));
   }
 
   lastApply(): { applied: number; policies: string[]; errors: unknown[] } | undefined {
