@@ -94,7 +94,7 @@ const nodeCommand: CommandModule = {
         default: process.env.PETREL_AGENT_URL ?? 'http://127.0.0.1:9099',
         describe: "the agent's health/status URL [env PETREL_AGENT_URL]",
       })
-      .option('all', { type: 'boolean', default: false, describe: "every node's last reported status, from the datastore (etcdv3)" })
+      .option('all', { type: 'boolean', default: false, describe: "every node's last reported status, from the datastore (etcdv3, kubernetes)" })
       .option('detail', { alias: 'd', type: 'boolean', default: false, describe: 'also show datastore state, resource counts, errors and dataplane' })
       .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' }),
   handler: run(nodeStatusVerb),

@@ -118,14 +118,14 @@ export async function fetchStatus(agentUrl: string, timeoutMs = 5000): Promise<A
   }
 }
 
-/** `node status --all`: every node's last report, from the datastore (etcd stores them under a lease). */
+/** `node status --all`: every node's last report, from the datastore (etcd: a key under a lease; Kubernetes: a ConfigMap per node). */
 async function allNodes(argv: Record<string, unknown>): Promise<void> {
   const { withDatastore } = await import('./resources.js');
   const records = await withDatastore(argv, 'node status --all', async (ds) => {
     if (!ds.listNodeStatuses) {
       throw new CtlExit(
         EXIT_BAD_INPUT,
-        `node status --all: the ${ds.type} datastore does not hold node statuses (agents report them to etcdv3); run node status on each node`,
+        `node status --all: the ${ds.type} datastore does not hold node statuses (agents report them to etcdv3 and kubernetes); run node status on each node`,
       );
     }
     return await ds.listNodeStatuses();
