@@ -152,6 +152,33 @@ export class EtcdJson {
     return !!r.succeeded;
   }
 
+  /** Several reads in one request (a transaction of ranges): one round trip, one socket. */
+  async getMany(reads: { key: string; prefix?: boolean }[]): Promise<KeyValue[][]> {
+    const r = await this.call('v3/kv/txn', {
+      compare: [],
+      success: reads.map((x) => ({
+        request_range: x.prefix ? { key: b64(x.key), range_end: Buffer.from(prefixEnd(x.key), 'latin1').toString('base64') } : { key: b64(x.key) },
+      })),
+    });
+    return (r.responses ?? []).map((x: any) => (x.response_range?.kvs ?? []).map(EtcdJson.kv));
+  }
+
+  /**
+   * Writes several keys atomically if each compare holds (`rev` '0' = must not exist);
+   * returns the new revision or undefined on conflict.
+   */
+  async putIf(writes: { key: string; value: string; rev: string }[]): Promise<string | undefined> {
+    const r = await this.call('v3/kv/txn', {
+      compare: writes.map((w) =>
+        w.rev === '0'
+          ? { key: b64(w.key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }
+          : { key: b64(w.key), target: 'MOD', result: 'EQUAL', mod_revision: w.rev },
+      ),
+      success: writes.map((w) => ({ request_put: { key: b64(w.key), value: b64(w.value) } })),
+    });
+    return r.succeeded ? String(r.header?.revision) : undefined;
+  }
+
   async put(key: string, value: string): Promise<string> {
     const r = await this.call('v3/kv/put', { key: b64(key), value: b64(value) });
     return String(r.header?.revision);

@@ -4,7 +4,7 @@
 //   /calico/ipam/v2/handle/<id>                                      {"block":{cidr:n},"deleted":false}
 //   /calico/ipam/v2/config                                           IPAMConfig
 // Compare-and-swap on the key's mod revision.
-import { EtcdJson } from '../etcd.js';
+import { EtcdJson, type KeyValue } from '../etcd.js';
 import {
   type AllocationBlock,
   type BlockAffinity,
@@ -17,7 +17,7 @@ import {
   cidrKey,
   poolFromResource,
 } from './model.js';
-import { CasConflict, type IpamStore, type Rev } from './store.js';
+import { CasConflict, type IpamStore, type Prefetched, type Rev } from './store.js';
 
 export const IPAM_PREFIX = '/calico/ipam/v2/';
 export const RESOURCE_PREFIX = '/calico/resources/v3/projectcalico.org/';
@@ -55,6 +55,37 @@ export function blockFromJson(j: any): AllocationBlock {
     sequenceNumberForAllocation: j.sequenceNumberForAllocation ?? {},
     deleted: !!j.deleted,
   };
+}
+
+function handleFromJson(id: string, j: any): IpamHandle {
+  return { handleId: id, block: j.block ?? {}, deleted: !!j.deleted };
+}
+
+function configFromJson(text: string | undefined): IpamConfig {
+  if (!text) return { ...DEFAULT_IPAM_CONFIG };
+  try {
+    const j = JSON.parse(text);
+    return {
+      strictAffinity: !!(j.strict_affinity ?? j.strictAffinity),
+      autoAllocateBlocks: (j.auto_allocate_blocks ?? j.autoAllocateBlocks) !== false,
+      maxBlocksPerHost: Number(j.maxBlocksPerHost ?? 0),
+    };
+  } catch {
+    return { ...DEFAULT_IPAM_CONFIG };
+  }
+}
+
+function poolsFromKvs(kvs: KeyValue[]): PoolInfo[] {
+  const out: PoolInfo[] = [];
+  for (const kv of kvs) {
+    try {
+      const p = poolFromResource(JSON.parse(kv.value));
+      if (p) out.push(p);
+    } catch {
+      /* a malformed pool is skipped; the agent reports it */
+    }
+  }
+  return out;
 }
 
 export class EtcdIpamStore implements IpamStore {
@@ -121,7 +152,7 @@ export class EtcdIpamStore implements IpamStore {
   }
 
   getHandle(id: string) {
-    return this.getJson(handleKey(id), (j) => ({ handleId: id, block: j.block ?? {}, deleted: !!j.deleted }));
+    return this.getJson(handleKey(id), (j) => handleFromJson(id, j));
   }
   async listHandles() {
     const kvs = await this.etcd.list(`${IPAM_PREFIX}handle/`);
@@ -141,27 +172,10 @@ export class EtcdIpamStore implements IpamStore {
   }
 
   async ipamConfig(): Promise<IpamConfig> {
-    const kv = await this.etcd.get(`${IPAM_PREFIX}config`);
-    if (!kv) return { ...DEFAULT_IPAM_CONFIG };
-    const j = JSON.parse(kv.value);
-    return {
-      strictAffinity: !!(j.strict_affinity ?? j.strictAffinity),
-      autoAllocateBlocks: (j.auto_allocate_blocks ?? j.autoAllocateBlocks) !== false,
-      maxBlocksPerHost: Number(j.maxBlocksPerHost ?? 0),
-    };
+    return configFromJson((await this.etcd.get(`${IPAM_PREFIX}config`))?.value);
   }
   async pools(): Promise<PoolInfo[]> {
-    const kvs = await this.etcd.list(`${RESOURCE_PREFIX}ippools/`);
-    const out: PoolInfo[] = [];
-    for (const kv of kvs) {
-      try {
-        const p = poolFromResource(JSON.parse(kv.value));
-        if (p) out.push(p);
-      } catch {
-        /* a malformed pool is skipped; the agent reports it */
-      }
-    }
-    return out;
+    return poolsFromKvs(await this.etcd.list(`${RESOURCE_PREFIX}ippools/`));
   }
   async nodeLabels(name: string): Promise<Record<string, string>> {
     const kv = await this.etcd.get(`${RESOURCE_PREFIX}nodes/${name}`);
@@ -172,6 +186,31 @@ export class EtcdIpamStore implements IpamStore {
       return {};
     }
   }
+  async prefetch(host: string, handleId: string): Promise<Prefetched> {
+    const [h, cfg, pools, affs] = await this.etcd.getMany([
+      { key: handleKey(handleId) },
+      { key: `${IPAM_PREFIX}config` },
+      { key: `${RESOURCE_PREFIX}ippools/`, prefix: true },
+      { key: `${IPAM_PREFIX}host/${host}/`, prefix: true },
+    ]);
+    const handle = h[0] ? { value: handleFromJson(handleId, JSON.parse(h[0].value)), rev: h[0].modRevision } : undefined;
+    return {
+      handle,
+      config: configFromJson(cfg[0]?.value),
+      pools: poolsFromKvs(pools),
+      affinities: affs.filter((kv) => /\/ipv[46]\/block\//.test(kv.key)).map((kv) => ({ value: EtcdIpamStore.aff(JSON.parse(kv.value), kv.key), rev: kv.modRevision })),
+    };
+  }
+
+  async commitAllocation(block: AllocationBlock, blockRev: string, handle: IpamHandle, handleRev: string | undefined) {
+    const rev = await this.etcd.putIf([
+      { key: handleKey(handle.handleId), value: JSON.stringify({ block: handle.block, deleted: handle.deleted }), rev: handleRev ?? '0' },
+      { key: blockKey(block.cidr), value: JSON.stringify(blockToEtcd(block)), rev: blockRev },
+    ]);
+    if (rev === undefined) throw new CasConflict(`block ${block.cidr} or handle ${handle.handleId} changed`);
+    return { block: { value: block, rev }, handle: { value: handle, rev } };
+  }
+
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return fn();
   }

@@ -131,6 +131,11 @@ export class Ipam {
     const h = await this.store.getHandle(handleId);
     this.handleCache.set(handleId, h);
     if (!h) return [];
+    return this.ipsOfHandleRev(h);
+  }
+
+  private async ipsOfHandleRev(h: Rev<IpamHandle>): Promise<string[]> {
+    const handleId = h.value.handleId;
     const out: string[] = [];
     for (const cidr of Object.keys(h.value.block)) {
       const b = await this.store.getBlock(cidr);
@@ -150,8 +155,19 @@ export class Ipam {
   private async assignNow(req: AssignRequest): Promise<string[]> {
     this.lastAssigned = [];
     return this.store.exclusive(async () => {
-      // Warm what every assignment reads, in parallel (one round trip instead of four).
-      const [existing] = await Promise.all([this.ipsOfHandle(req.handleId), this.config(), this.poolsOnce(), this.affinitiesOnce(req.host)]);
+      // Warm what every assignment reads: one request when the store can (etcd: a transaction
+      // of ranges), else four in parallel.
+      let existing: string[];
+      if (this.store.prefetch) {
+        const p = await this.store.prefetch(req.host, req.handleId);
+        this.configCache = p.config;
+        this.poolsCache = Promise.resolve(p.pools);
+        this.affCache = { host: req.host, p: Promise.resolve(p.affinities) };
+        this.handleCache.set(req.handleId, p.handle);
+        existing = p.handle ? await this.ipsOfHandleRev(p.handle) : [];
+      } else {
+        [existing] = await Promise.all([this.ipsOfHandle(req.handleId), this.config(), this.poolsOnce(), this.affinitiesOnce(req.host)]);
+      }
       const have4 = existing.filter((ip) => !ip.includes(':'));
       const have6 = existing.filter((ip) => ip.includes(':'));
       const got: string[] = [];
@@ -333,6 +349,24 @@ export class Ipam {
       if (host !== undefined && b.value.affinity !== hostAffinity(host)) return [];
       const { block, ips } = allocateFromBlock(b.value, num, req.handleId, req.attrs);
       if (ips.length === 0) return [];
+      if (this.store.commitAllocation) {
+        // block and handle in one atomic compare-and-swap
+        const known = this.handleCache.has(req.handleId);
+        const h = known ? this.handleCache.get(req.handleId) : await this.store.getHandle(req.handleId);
+        const counts = { ...(h?.value.block ?? {}) };
+        counts[cidr] = (counts[cidr] ?? 0) + ips.length;
+        try {
+          const r = await this.store.commitAllocation(block, b.rev, { handleId: req.handleId, block: counts, deleted: false }, h?.rev);
+          this.handleCache.set(req.handleId, r.handle);
+          return ips;
+        } catch (e) {
+          this.handleCache.delete(req.handleId);
+          if (!(e instanceof CasConflict)) throw e;
+          this.stats.conflicts++;
+          await backoff(attempt);
+          continue;
+        }
+      }
       await this.changeHandle(req.handleId, cidr, ips.length);
       try {
         await this.store.updateBlock(block, b.rev);

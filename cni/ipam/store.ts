@@ -13,6 +13,13 @@ export class CasConflict extends Error {
   override name = 'CasConflict';
 }
 
+export interface Prefetched {
+  handle: Rev<IpamHandle> | undefined;
+  config: IpamConfig;
+  pools: PoolInfo[];
+  affinities: Rev<BlockAffinity>[];
+}
+
 export interface IpamStore {
   readonly kind: 'etcdv3' | 'kubernetes' | 'file';
   getBlock(cidr: string): Promise<Rev<AllocationBlock> | undefined>;
@@ -41,6 +48,14 @@ export interface IpamStore {
   pools(): Promise<PoolInfo[]>;
   /** labels of the Calico Node (or Kubernetes Node) `name`; {} when unknown */
   nodeLabels(name: string): Promise<Record<string, string>>;
+
+  /** Optional: what every assignment reads first, in one round trip. */
+  prefetch?(host: string, handleId: string): Promise<Prefetched>;
+  /**
+   * Optional: writes the block and the handle in one atomic compare-and-swap (`handleRev`
+   * undefined = the handle must not exist). CasConflict when either changed.
+   */
+  commitAllocation?(block: AllocationBlock, blockRev: string, handle: IpamHandle, handleRev: string | undefined): Promise<{ block: Rev<AllocationBlock>; handle: Rev<IpamHandle> }>;
 
   /**
    * Runs `fn` holding the store's node-wide lock when it has one (the file datastore's
