@@ -2,15 +2,15 @@
 //
 // Public surface:
 // - DesiredRoute, routeKey(r), normaliseRoute(r), formatRoute(r): the route model. A desired
-//   route is identified by `<table>|<dst>`; one route per key.
+//   route is identified by its canonical dst (main table) or `<dst>%<table>`; one route per key.
 // - RouteManager({ protocol = 80, resyncIntervalMs = 90_000, interfacePrefix = 'cali', host, log }):
 //   start() reads the kernel and follows netlink events without changing anything;
 //   setDesired(all) / applyDelta(add, remove) program the difference in batched netlink requests;
-//   status(); stop(). Only routes carrying `protocol` are ever changed or removed; nothing is
-//   removed before the first setDesired().
+//   status(); resync(); settled(); stop(); event 'link'. Only routes carrying `protocol` (5..255)
+//   are ever changed or removed; nothing is removed before the first setDesired().
 // - InterfaceManager: Calico-style sysctls on workload interfaces (`cali*`) as they appear.
 // - VxlanManager: the vxlan.calico / vxlan-v6.calico devices, their neighbour and FDB entries.
-// - probeIpip(host): whether the kernel can make the IPIP tunnel device.
+// - IpipManager / probeIpip(conn): tunl0, or a clear error when the kernel has no ipip module.
 // - detectHostMtu(links), tunnelMtus(...): Calico's MTU rules.
 // - LocalHost / NetnsHost: act in this process's namespace, or in a named one (tests, lab).
 export * from './manager.js';
