@@ -179,6 +179,18 @@ export class EtcdJson {
     return r.succeeded ? String(r.header?.revision) : undefined;
   }
 
+  /** Puts and deletes atomically if every key still has its revision; undefined on conflict. */
+  async txnIf(compare: { key: string; rev: string }[], puts: { key: string; value: string }[], deletes: string[]): Promise<string | undefined> {
+    const r = await this.call('v3/kv/txn', {
+      compare: compare.map((c) => ({ key: b64(c.key), target: 'MOD', result: 'EQUAL', mod_revision: c.rev })),
+      success: [
+        ...puts.map((p) => ({ request_put: { key: b64(p.key), value: b64(p.value) } })),
+        ...deletes.map((k) => ({ request_delete_range: { key: b64(k) } })),
+      ],
+    });
+    return r.succeeded ? String(r.header?.revision) : undefined;
+  }
+
   async put(key: string, value: string): Promise<string> {
     const r = await this.call('v3/kv/put', { key: b64(key), value: b64(value) });
     return String(r.header?.revision);

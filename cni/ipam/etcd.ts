@@ -211,6 +211,15 @@ export class EtcdIpamStore implements IpamStore {
     return { block: { value: block, rev }, handle: { value: handle, rev } };
   }
 
+  async commitRelease(cidr: string, block: AllocationBlock | null, blockRev: string, handleId: string, handleRev: string): Promise<void> {
+    const rev = await this.etcd.txnIf(
+      [{ key: blockKey(cidr), rev: blockRev }, { key: handleKey(handleId), rev: handleRev }],
+      block ? [{ key: blockKey(cidr), value: JSON.stringify(blockToEtcd(block)) }] : [],
+      block ? [handleKey(handleId)] : [blockKey(cidr), handleKey(handleId)],
+    );
+    if (rev === undefined) throw new CasConflict(`block ${cidr} or handle ${handleId} changed`);
+  }
+
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return fn();
   }

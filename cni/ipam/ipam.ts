@@ -477,7 +477,13 @@ export class Ipam {
       const h = await this.store.getHandle(handleId);
       if (!h) return [];
       const released: string[] = [];
-      for (const cidr of Object.keys(h.value.block)) {
+      const cidrs = Object.keys(h.value.block);
+      if (cidrs.length === 1 && this.store.commitRelease) {
+        // the usual case, one block: block and handle in one atomic compare-and-swap
+        const freed = await this.releaseInBlock(cidrs[0], (b) => releaseHandleInBlock(b, handleId).block, opts.emptyBlockGraceMs, h);
+        if (freed !== undefined) return freed;
+      }
+      for (const cidr of cidrs) {
         released.push(...(await this.releaseInBlock(cidr, (b) => releaseHandleInBlock(b, handleId).block, opts.emptyBlockGraceMs)));
       }
       for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
@@ -494,18 +500,32 @@ export class Ipam {
     });
   }
 
-  private async releaseInBlock(cidr: string, change: (b: AllocationBlock) => AllocationBlock, graceMs?: number): Promise<string[]> {
+  /** Frees addresses in one block. With `withHandle`, deletes that handle in the same atomic write
+   * (returns undefined when that is not possible, e.g. the handle changed: the caller falls back). */
+  private async releaseInBlock(cidr: string, change: (b: AllocationBlock) => AllocationBlock, graceMs?: number): Promise<string[]>;
+  private async releaseInBlock(cidr: string, change: (b: AllocationBlock) => AllocationBlock, graceMs: number | undefined, withHandle: Rev<IpamHandle>): Promise<string[] | undefined>;
+  private async releaseInBlock(cidr: string, change: (b: AllocationBlock) => AllocationBlock, graceMs?: number, withHandle?: Rev<IpamHandle>): Promise<string[] | undefined> {
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const b = await this.store.getBlock(cidr);
-      if (!b) return [];
+      if (!b) return withHandle ? undefined : [];
       const nb = change(b.value);
-      if (nb === b.value) return [];
+      if (nb === b.value) return withHandle ? undefined : [];
       const before = new Set(b.value.unallocated);
       const freed = nb.unallocated.filter((o) => !before.has(o)).map((o) => ordinalOf(nb, o));
+      const drop = isEmpty(nb) && nb.affinity === null;
       try {
-        if (isEmpty(nb) && nb.affinity === null) await this.store.deleteBlock(cidr, b.rev);
+        if (withHandle && this.store.commitRelease) await this.store.commitRelease(cidr, drop ? null : nb, b.rev, withHandle.value.handleId, withHandle.rev);
+        else if (drop) await this.store.deleteBlock(cidr, b.rev);
         else await this.store.updateBlock(nb, b.rev);
       } catch (e) {
+        if (withHandle && e instanceof CasConflict) {
+          this.stats.conflicts++;
+          const cur = await this.store.getHandle(withHandle.value.handleId);
+          if (!cur || Object.keys(cur.value.block).length !== 1) return undefined;
+          withHandle = cur;
+          await backoff(attempt);
+          continue;
+        }
         if (!(e instanceof CasConflict)) throw e;
         this.stats.conflicts++;
         await backoff(attempt);

@@ -58,6 +58,12 @@ export interface IpamStore {
   commitAllocation?(block: AllocationBlock, blockRev: string, handle: IpamHandle, handleRev: string | undefined): Promise<{ block: Rev<AllocationBlock>; handle: Rev<IpamHandle> }>;
 
   /**
+   * Optional: writes the block (or deletes it: `block` null) and deletes the handle in one atomic
+   * compare-and-swap. CasConflict when either changed.
+   */
+  commitRelease?(cidr: string, block: AllocationBlock | null, blockRev: string, handleId: string, handleRev: string): Promise<void>;
+
+  /**
    * Runs `fn` holding the store's node-wide lock when it has one (the file datastore's
    * directory lock: the only thing that serialises writers there). Others just run `fn`.
    */
