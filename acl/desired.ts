@@ -23,6 +23,7 @@ export function splitChainKey(k: ChainKey): { family: Family; table: Table; name
 }
 
 function sameRules(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  if (a === b) return true;
   if (!a || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

@@ -607,7 +607,7 @@ export class PolicyEngine {
     const bodies: string[] = [];
     this.rendered.set(key, { iface, kind: e.kind, profiles, bodies });
     const pols = [...nowLocal.policies].map((id) => this.policies.get(id)?.policy).filter((p): p is NormPolicy => !!p);
-    pols.sort(comparePolicies);
+    if (pols.length > 1) pols.sort(comparePolicies);
     const c = chainsOf(e.kind, iface);
     for (const f of this.families) {
       for (const dir of ['ingress', 'egress'] as const) {
@@ -652,9 +652,18 @@ export class PolicyEngine {
   /** Shared workload chain bodies: `<family>|<chain>` → endpoints using it. */
   private readonly bodyRefs = new Map<string, number>();
 
+  private readonly bodyNames = new Map<string, string>();
+
   private bodyChain(dir: 'ingress' | 'egress', key: string): string {
-    const kp = this.names.prefix + (dir === 'ingress' ? 'twb-' : 'fwb-');
-    return (kp + b64hash('sha224', key)).slice(0, 28);
+    const k = `${dir}|${key}`;
+    let n = this.bodyNames.get(k);
+    if (!n) {
+      const kp = this.names.prefix + (dir === 'ingress' ? 'twb-' : 'fwb-');
+      n = (kp + b64hash('sha224', key)).slice(0, 28);
+      if (this.bodyNames.size > 50_000) this.bodyNames.clear();
+      this.bodyNames.set(k, n);
+    }
+    return n;
   }
 
   private releaseBody(bk: string): void {

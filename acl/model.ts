@@ -513,7 +513,7 @@ export function convertProfile(r: Resource): NormProfile {
   };
 }
 
-/** Felix's policy order: by order (absent last), then id. */
+/** Felix's policy order: by order (absent last), then name. */
 export function comparePolicies(a: NormPolicy, b: NormPolicy): number {
   const oa = a.order ?? Number.POSITIVE_INFINITY;
   const ob = b.order ?? Number.POSITIVE_INFINITY;
@@ -523,8 +523,14 @@ export function comparePolicies(a: NormPolicy, b: NormPolicy): number {
   return na < nb ? -1 : na > nb ? 1 : 0;
 }
 
+const sortNames = new WeakMap<NormPolicy, string>();
+
 function policySortName(p: NormPolicy): string {
-  // Calico sorts by name; a Kubernetes policy's Calico name is knp.default.<name>.
-  const name = p.kind === 'knp' ? `knp.default.${p.name}` : p.name;
-  return `${name}\0${p.namespace ?? ''}`;
+  let n = sortNames.get(p);
+  if (n === undefined) {
+    // Calico sorts by name; a Kubernetes policy's Calico name is knp.default.<name>.
+    n = `${p.kind === 'knp' ? `knp.default.${p.name}` : p.name}\0${p.namespace ?? ''}`;
+    sortNames.set(p, n);
+  }
+  return n;
 }
