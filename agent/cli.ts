@@ -97,6 +97,13 @@ const agentCommand: CommandModule = {
         default: env.PETREL_INTERFACE_PREFIX ?? 'cali',
         describe: 'workload interface name prefix (FelixConfiguration interfacePrefix wins) [env PETREL_INTERFACE_PREFIX]',
       })
+      .check((a) => {
+        const p = Number(a.routeProtocol);
+        if (!Number.isInteger(p) || p < 5 || p > 255) {
+          throw new Error(`--route-protocol must be 5..255 (1-4 are the kernel's, boot and static routes), got ${String(a.routeProtocol)}`);
+        }
+        return true;
+      })
       .option('bgp', {
         type: 'string',
         choices: ['enabled', 'disabled'],
