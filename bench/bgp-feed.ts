@@ -143,7 +143,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       birdCpu.push((await cpuMs(sinkPid)) - sinkCpu0);
       birdBpr = (birdMemBytes(await sink.birdc('show', 'memory')) - memBefore) / N;
       birdRssBpr = ((await rssKb(sinkPid)) - sinkRss0) * 1024 / N;
-      sink.stop();
+      await sink.stop();
 
       // --- Petrel
       const p = await PetrelProc.start(lab, P, { routerId: '10.77.9.6', asNumber: 65003, gracefulRestart: { restartTime: 120, deferralTime: 1 } }, undefined, undefined, ['--expose-gc', ...nodeArgs]);

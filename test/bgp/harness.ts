@@ -276,9 +276,14 @@ export class Bird {
     const cf = join(lab.dir, `${name}.conf`);
     writeFileSync(cf, conf);
     await run('bird', ['-p', '-c', cf]);
-    await ns.exec('bird', ['-c', cf, '-s', b.sock, '-P', b.pidFile]);
-    b.pid = Number(readFileSync(b.pidFile, 'utf8').trim());
     lab.defer(() => b.stop());
+    await ns.exec('bird', ['-c', cf, '-s', b.sock, '-P', b.pidFile]);
+    // The daemon writes its pid file after forking: wait for it (a wrong pid would leave a BIRD
+    // running into the next test).
+    b.pid = await until('BIRD pid file', () => {
+      const n = existsSync(b.pidFile) ? Number(readFileSync(b.pidFile, 'utf8').trim()) : 0;
+      return n > 0 ? n : undefined;
+    }, 10_000, 20);
     return b;
   }
 
@@ -314,14 +319,25 @@ export class Bird {
     return m;
   }
 
-  stop(): void {
-    if (this.pid) {
+  /** Kills BIRD; the promise resolves once the process is gone (its port free again). */
+  async stop(): Promise<void> {
+    let pid = this.pid;
+    if (!pid && existsSync(this.pidFile)) pid = Number(readFileSync(this.pidFile, 'utf8').trim()) || 0;
+    if (!pid) return;
+    this.pid = 0;
+    try {
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    for (let i = 0; i < 100; i++) {
       try {
-        process.kill(this.pid, 'SIGKILL');
+        process.kill(pid, 0);
       } catch {
-        /* gone */
+        return;
       }
-      this.pid = 0;
+      await sleep(20);
     }
   }
 }
