@@ -1,6 +1,6 @@
 // IP address and CIDR helpers shared by every folder (validation, routes, policy, IPAM, BGP).
 // Addresses are held as bigint so IPv4 and IPv6 share one code path.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
 export type IpVersion = 4 | 6;
 
@@ -15,12 +15,40 @@ export function bitsOf(version: IpVersion): number {
   return version === 4 ? 32 : 128;
 }
 
+/**
+ * The dotted-quad IPv4 address in text[from, to) as a number, or -1: four decimal parts 0-255
+ * without leading zeros, as node:net isIPv4 accepts them (a character loop: no split, no regex).
+ */
+export function parseIpv4(text: string, from: number, to: number): number {
+  const n = to - from;
+  if (n < 7 || n > 15) return -1;
+  let addr = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return -1; // leading zero
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else if (c === 46) {
+      if (digits === 0 || ++dots > 3) return -1;
+      addr = addr * 256 + part;
+      part = 0;
+      digits = 0;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return addr * 256 + part;
+}
+
 /** Parses an IPv4 or IPv6 address; undefined when it is not one. */
 export function parseIp(text: string): { version: IpVersion; addr: bigint } | undefined {
-  if (isIPv4(text)) {
-    const p = text.split('.').map(Number);
-    return { version: 4, addr: BigInt(((p[0] << 24) >>> 0) + (p[1] << 16) + (p[2] << 8) + p[3]) };
-  }
+  const v4 = parseIpv4(text, 0, text.length);
+  if (v4 >= 0) return { version: 4, addr: BigInt(v4) };
+  // not dotted-quad IPv4 (parseIpv4 accepts exactly what node:net isIPv4 does); IPv6 has a ':'
+  if (text.indexOf(':') < 0) return undefined;
   if (isIPv6(text)) {
     let s = text;
     // embedded IPv4 tail (::ffff:1.2.3.4)
@@ -76,9 +104,15 @@ export function parseCidr(text: string): Cidr | undefined {
   const max = bitsOf(ip.version);
   let prefix = max;
   if (slash >= 0) {
-    const p = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    prefix = Number(p);
+    // one to three decimal digits
+    const len = text.length - slash - 1;
+    if (len < 1 || len > 3) return undefined;
+    prefix = 0;
+    for (let i = slash + 1; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) return undefined;
+      prefix = prefix * 10 + (c - 48);
+    }
     if (prefix > max) return undefined;
   }
   return { version: ip.version, addr: ip.addr, prefix };

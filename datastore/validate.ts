@@ -118,8 +118,11 @@ export function validateResource(raw: unknown, source: SourceRef = {}): { resour
 
   // Top-level fields.
   const out: Resource = { apiVersion: kind.apiVersion, kind: kind.kind, metadata: { name: '' } };
-  for (const [key, v] of Object.entries(doc)) {
+  const docKeys = Object.keys(doc);
+  for (let i = 0; i < docKeys.length; i++) {
+    const key = docKeys[i]!;
     if (key === 'apiVersion' || key === 'kind' || key === 'metadata' || key === 'spec' || key === 'status') continue;
+    const v = doc[key];
     const top = schema.topLevel?.[key];
     if (top) out[key] = top(v, key, ctx);
     else if (calico || isStrictK8s(kind.id)) ctx.error(key, `unknown field "${key}" (a ${kind.kind} has ${[...CALICO_TOP].join(', ')})`);
@@ -173,8 +176,10 @@ export function validateResource(raw: unknown, source: SourceRef = {}): { resour
   if (schema.finalize && isObject(out.spec)) {
     const before = firstCount();
     schema.finalize(out as any, ctx);
-    const kept = dedupe(ctx.errors, before);
-    ctx.errors.splice(0, ctx.errors.length, ...kept);
+    if (ctx.errors.length > before && before > 0) {
+      const kept = dedupe(ctx.errors, before);
+      ctx.errors.splice(0, ctx.errors.length, ...kept);
+    }
   }
 
   const finalIdent = { ...ident, namespace: out.metadata.namespace ?? ident.namespace };

@@ -268,7 +268,7 @@ export class EtcdDatastore implements Datastore {
     }
     if (!d) return undefined;
     if (this.badKeys.delete(key)) this.log.info({ key }, `etcd key ${key}: fixed`);
-    this.emitted.set(key, { ...d, modRev });
+    this.emitted.set(key, { rk: d.rk, kind: d.kind, modRev, resource: d.resource });
     // handlers get the cached object itself (they must not mutate it); later handlers get copies
     return { type: 'update', key: d.rk, kind: d.kind, resource: d.resource };
   }

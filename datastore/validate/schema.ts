@@ -80,31 +80,42 @@ export interface ObjOptions {
  * `null` fields count as absent, as in Calico's Go decoding.
  */
 export function obj(fields: Fields, opts: ObjOptions = {}): Check {
-  const specs = Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, asSpec(f)]));
+  // Precompiled once: a prototype-free field table (so "constructor" & co. are unknown fields,
+  // not Object.prototype's), the required fields in declaration order, the names for hints.
+  const specs: Record<string, FieldSpec> = Object.create(null);
+  for (const k of Object.keys(fields)) specs[k] = asSpec(fields[k]!);
   const names = Object.keys(specs);
+  const requiredKeys = names.filter((k) => specs[k]?.required);
+  const open = opts.open === true;
   return (value, path, ctx) => {
     if (!isObject(value)) {
       ctx.error(path, `must be an object, not ${describe(value)}`);
       return value;
     }
     const out: Record<string, unknown> = {};
-    for (const [key, v] of Object.entries(value)) {
+    const keys = Object.keys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const v = value[key];
       const spec = specs[key];
-      if (!spec) {
-        if (opts.open) out[key] = v;
+      if (spec === undefined) {
+        if (open) out[key] = v;
         else ctx.error(join(path, key), `unknown field "${key}"${suggestion(key, names)}`);
         continue;
       }
       if (v === null || v === undefined) continue;
-      const atDefault = spec.calicoDefault !== undefined && (v === spec.calicoDefault || (typeof v === 'string' && String(spec.calicoDefault).toLowerCase() === v.toLowerCase()));
-      if (spec.unimplemented && isSet(v) && !atDefault) {
-        const note = typeof spec.unimplemented === 'string' ? `; ${spec.unimplemented}` : '';
-        ctx.warn(join(path, key), `Petrel does not implement this field; it is accepted and ignored${note}`);
+      if (spec.unimplemented && isSet(v)) {
+        const atDefault = spec.calicoDefault !== undefined && (v === spec.calicoDefault || (typeof v === 'string' && String(spec.calicoDefault).toLowerCase() === v.toLowerCase()));
+        if (!atDefault) {
+          const note = typeof spec.unimplemented === 'string' ? `; ${spec.unimplemented}` : '';
+          ctx.warn(join(path, key), `Petrel does not implement this field; it is accepted and ignored${note}`);
+        }
       }
       out[key] = spec.check(v, join(path, key), ctx);
     }
-    for (const [key, spec] of Object.entries(specs)) {
-      if (spec.required && (value[key] === undefined || value[key] === null)) ctx.error(join(path, key), 'is required');
+    for (let i = 0; i < requiredKeys.length; i++) {
+      const key = requiredKeys[i]!;
+      if (value[key] === undefined || value[key] === null) ctx.error(join(path, key), 'is required');
     }
     return out;
   };
@@ -118,23 +129,49 @@ export function list(item: Check, opts: { min?: number } = {}): Check {
       return value;
     }
     if (opts.min !== undefined && value.length < opts.min) ctx.error(path, `must have at least ${opts.min} item(s)`);
-    return value.map((v, i) => item(v, at(path, i), ctx));
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = item(value[i], at(path, i), ctx);
+    return out;
   };
 }
 
+/**
+ * A check that can also say, cheaply and without a field path, that a value is fine as it is:
+ * `ok(v)` true means the check would report nothing and return `v` unchanged.
+ */
+export type FastCheck = Check & { ok?: (value: unknown) => boolean };
+
+/** Attaches a fast acceptance test to a check (see FastCheck). */
+export function withOk(check: Check, ok: (value: unknown) => boolean): FastCheck {
+  return Object.assign(check, { ok });
+}
+
 /** A string → value map (labels, annotations, attributes). */
-export function map(valueCheck: Check, keyCheck?: (key: string) => string | undefined): Check {
+export function map(valueCheck: FastCheck, keyCheck?: (key: string) => string | undefined): Check {
+  // Key checks are pure: keys seen to be fine (label keys repeat across every resource) are
+  // remembered, up to a bound, so they are not re-checked.
+  const goodKeys = new Set<string>();
+  const ok = valueCheck.ok;
   return (value, path, ctx) => {
     if (!isObject(value)) {
       ctx.error(path, `must be a map, not ${describe(value)}`);
       return value;
     }
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      const p = `${path}[${JSON.stringify(k)}]`;
-      const bad = keyCheck?.(k);
-      if (bad) ctx.error(p, bad);
-      out[k] = valueCheck(v, p, ctx);
+    const keys = Object.keys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const v = value[k];
+      let p: string | undefined;
+      if (keyCheck && !goodKeys.has(k)) {
+        const bad = keyCheck(k);
+        if (bad) ctx.error((p = `${path}[${JSON.stringify(k)}]`), bad);
+        else if (k.length <= 256) {
+          if (goodKeys.size >= 4096) goodKeys.clear();
+          goodKeys.add(k);
+        }
+      }
+      out[k] = ok !== undefined && ok(v) ? v : valueCheck(v, p ?? `${path}[${JSON.stringify(k)}]`, ctx);
     }
     return out;
   };
@@ -161,7 +198,7 @@ export function str(opts: { pattern?: RegExp; patternText?: string; max?: number
   };
 }
 
-export const string = str();
+export const string: FastCheck = withOk(str(), (v) => typeof v === 'string');
 
 export const bool: Check = (value, path, ctx) => {
   if (typeof value === 'boolean') return value;
