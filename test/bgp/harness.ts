@@ -401,7 +401,7 @@ export class Gobgp {
     g.proc.stderr!.on('data', (d) => (text = (text + d).slice(-50000)));
     g.proc.on('exit', () => writeFileSync(log, text));
     lab.defer(() => g.stop());
-    await until('gobgp API', async () => (await g.cli('global')).includes('AS'), 15_000, 200);
+    await until('gobgp API', async () => (await g.cli('global')).includes('AS'), 40_000, 200);
     return g;
   }
 
@@ -418,7 +418,12 @@ export class Gobgp {
     return j?.state?.session_state === 6 || j?.state?.session_state === 'established' || /ESTABLISHED/i.test(JSON.stringify(j?.state?.session_state));
   }
 
-  stop(): void {
-    if (this.proc && this.proc.exitCode === null) this.proc.kill('SIGKILL');
+  /** Kills gobgpd; resolves once it is gone (ports 179 and the API port free again). */
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await Promise.race([gone, sleep(3000)]);
   }
 }
