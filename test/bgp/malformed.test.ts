@@ -83,16 +83,24 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => lab.cleanup(), 60_000);
 
-/** Runs the scripted peer; `during` runs while its session is still open (after ~1 s). */
+/** Runs the scripted peer; `during` runs while its session is still open (~0.6 s after it sent). */
 async function sendAs(peerMsgs: string[], waitMs = 1800, during?: () => Promise<void>): Promise<any> {
   const proc = ns.spawn('node', [join(ROOT, 'test/bgp/rawpeer.mjs'), '10.98.0.2', '10.98.0.1', (globalThis as any).__open, peerMsgs.join(','), String(waitMs)]);
   let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  const exited = new Promise((r) => proc.on('exit', r));
+  let onSent: (() => void) | undefined;
+  const sent = new Promise<void>((r) => (onSent = r));
+  proc.stdout!.on('data', (d) => {
+    out += d;
+    if (out.includes('sent\n')) onSent!();
+  });
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
   let duringResult: unknown;
   if (during) {
-    await new Promise((r) => setTimeout(r, 1200));
-    duringResult = await during().catch((e) => e);
+    await Promise.race([sent, exited]);
+    if (out.includes('sent\n')) {
+      await new Promise((r) => setTimeout(r, 600));
+      duringResult = await during().catch((e) => e);
+    }
   }
   await exited;
   if (duringResult instanceof Error) throw duringResult;

@@ -40,6 +40,7 @@ sock.on('data', (chunk) => {
       out.established = true;
       sent = true;
       for (const h of sendHex.split(',').filter(Boolean)) sock.write(Buffer.from(h, 'hex'));
+      console.log('sent');
       setTimeout(finish, Number(waitMs));
       continue;
     }
