@@ -8,7 +8,7 @@
 //   and the template values DATASTORE_TYPE, ETCD_ENDPOINTS, KUBECONFIG, NODENAME, CNI_MTU, LOG_LEVEL.
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const DEFAULT_TEMPLATE = `{
   "name": "k8s-pod-network",
@@ -76,9 +76,12 @@ export async function install(env: NodeJS.ProcessEnv): Promise<number> {
       nodeBin = join(hostRoot, 'bin', 'node');
     }
     const main = join(hostRoot, 'dist', 'cni', 'main.js');
-    const launcher = (extra: string) => `#!/bin/sh\n# installed by petrel-cni install\nexec "${nodeBin}" "${main}"${extra} "$@"\n`;
+    // The launchers are tiny scripts run by node itself (no shell in between: one exec fewer on
+    // every CNI call); valid both as CommonJS and as an ES module.
+    const launcher = (role: string) =>
+      `#!${nodeBin}\n// installed by petrel-cni install\n${role ? `process.argv.splice(2, 0, ${JSON.stringify(role)});\n` : ''}import(${JSON.stringify(pathToFileURL(main).href)});\n`;
     writeAtomic(join(binDir, 'petrel'), launcher(''), 0o755);
-    writeAtomic(join(binDir, 'petrel-ipam'), launcher(' ipam'), 0o755);
+    writeAtomic(join(binDir, 'petrel-ipam'), launcher('ipam'), 0o755);
 
     const text = renderTemplate(env.CNI_NETWORK_CONFIG ?? DEFAULT_TEMPLATE, env);
     let conf: any;

@@ -85,7 +85,7 @@ describe('petrel-cni install', () => {
     expect(list.plugins[0].type).toBe('petrel');
     expect(list.plugins[0].ipam.type).toBe('petrel-ipam');
     expect(list.plugins[1].type).toBe('portmap');
-    expect(readFileSync(join(inst.binDir, 'petrel-ipam'), 'utf8')).toContain('main.js" ipam');
+    expect(readFileSync(join(inst.binDir, 'petrel-ipam'), 'utf8')).toContain('process.argv.splice(2, 0, "ipam")');
   });
 });
 
