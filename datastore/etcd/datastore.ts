@@ -203,12 +203,12 @@ export class EtcdDatastore implements Datastore {
   // ------------------------------------------------------------------------------ decoding
 
   /** The validated resource stored at `key`, or throws naming what is wrong. */
-  private decode(key: string, value: Buffer | string, modRev: string): { rk: ResourceKey; kind: KindId; resource: Resource } | undefined {
+  private decode(key: string, value: Buffer | RawKv, modRev: string): { rk: ResourceKey; kind: KindId; resource: Resource } | undefined {
     const info = parseEtcdKey(key);
     if (!info) return undefined;
     let raw: any;
     try {
-      raw = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'));
+      raw = JSON.parse(Buffer.isBuffer(value) ? value.toString('utf8') : value.buf.toString('utf8', value.valueStart, value.valueEnd));
     } catch (e) {
       throw new Error(`etcd key ${key}: value is not JSON: ${errMsg(e)}`);
     }
@@ -251,7 +251,7 @@ export class EtcdDatastore implements Datastore {
   }
 
   /** The event for a key's new value (undefined: nothing to tell). Bad values are recorded. */
-  private onPut(key: string, value: Buffer, modRev: string): DatastoreEvent | undefined {
+  private onPut(key: string, value: Buffer | RawKv, modRev: string): DatastoreEvent | undefined {
     const prev = this.emitted.get(key);
     if (prev && prev.modRev === modRev) return undefined;
     let d;
@@ -299,12 +299,12 @@ export class EtcdDatastore implements Datastore {
       }
       for (;;) {
         const more = res.more && res.kvs.length > 0;
-        const next = more ? fetch(Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])])) : undefined;
+        const next = more ? fetch(Buffer.concat([res.lastKey!, Buffer.from([0])])) : undefined;
         next?.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
         // decode in slices, yielding so the next page's bytes are read off the socket meanwhile
         for (let i = 0; i < res.kvs.length; i++) {
           const kv = res.kvs[i]!;
-          onKv(kv.key.toString('utf8'), kv);
+          onKv(kv.key, kv);
           if (next && i % 500 === 499) await new Promise((r) => setImmediate(r));
         }
         if (!next) break;
@@ -324,7 +324,7 @@ export class EtcdDatastore implements Datastore {
       () => this.emit(this.setState('resyncing', first ? 'initial load' : this.reason)),
       (key, kv) => {
         kvs.add(key);
-        const ev = this.onPut(key, kv.value, kv.modRevision);
+        const ev = this.onPut(key, kv, kv.modRevision);
         if (ev) events.push(ev);
       },
     );

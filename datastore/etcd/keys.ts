@@ -41,17 +41,21 @@ export type KeyInfo =
   | { form: 'ipam-handle'; kind: KindInfo; handleId: string };
 
 export function parseEtcdKey(key: string): KeyInfo | undefined {
-  if (key.startsWith(CALICO_PREFIX) || key.startsWith(K8S_PREFIX)) {
-    const calico = key.startsWith(CALICO_PREFIX);
-    const parts = key.slice(calico ? CALICO_PREFIX.length : K8S_PREFIX.length).split('/');
-    const kind = (calico ? CALICO_BY_PLURAL : K8S_BY_PLURAL).get(parts[0]!);
+  const calico = key.startsWith(CALICO_PREFIX);
+  if (calico || key.startsWith(K8S_PREFIX)) {
+    // <plural>/<name> or <plural>/<namespace>/<name>, both parts non-empty, nothing more
+    const from = calico ? CALICO_PREFIX.length : K8S_PREFIX.length;
+    const s1 = key.indexOf('/', from);
+    if (s1 < 0) return undefined;
+    const kind = (calico ? CALICO_BY_PLURAL : K8S_BY_PLURAL).get(key.slice(from, s1));
     if (!kind) return undefined;
+    const s2 = key.indexOf('/', s1 + 1);
     if (kind.namespaced) {
-      if (parts.length !== 3 || !parts[1] || !parts[2]) return undefined;
-      return { form: 'resource', kind, namespace: parts[1], name: parts[2] };
+      if (s2 < 0 || key.indexOf('/', s2 + 1) >= 0 || s2 === s1 + 1 || s2 === key.length - 1) return undefined;
+      return { form: 'resource', kind, namespace: key.slice(s1 + 1, s2), name: key.slice(s2 + 1) };
     }
-    if (parts.length !== 2 || !parts[1]) return undefined;
-    return { form: 'resource', kind, name: parts[1] };
+    if (s2 >= 0 || s1 === key.length - 1) return undefined;
+    return { form: 'resource', kind, name: key.slice(s1 + 1) };
   }
   if (key.startsWith(IPAM_PREFIX)) {
     const parts = key.slice(IPAM_PREFIX.length).split('/');

@@ -5,9 +5,15 @@
 import { readFileSync } from 'node:fs';
 import grpc from '@grpc/grpc-js';
 
+/**
+ * One key-value of a range response: the key decoded, the value left in the response buffer
+ * (`buf[valueStart, valueEnd)`) so it is decoded once, straight to the string JSON.parse reads.
+ */
 export interface RawKv {
-  key: Buffer;
-  value: Buffer;
+  key: string;
+  buf: Buffer;
+  valueStart: number;
+  valueEnd: number;
   modRevision: string;
 }
 
@@ -15,6 +21,8 @@ export interface RangeResult {
   revision: string;
   kvs: RawKv[];
   more: boolean;
+  /** the last key's bytes as etcd sent them (where the next page starts) */
+  lastKey?: Buffer;
 }
 
 function varint(n: bigint): number[] {
@@ -83,6 +91,7 @@ export function decodeRange(buf: Buffer): RangeResult {
   let revision = '0';
   let more = false;
   const kvs: RawKv[] = [];
+  let lastKey: Buffer | undefined;
   while (r.pos < r.end) {
     const tag = r.small();
     const no = Math.floor(tag / 8);
@@ -98,32 +107,40 @@ export function decodeRange(buf: Buffer): RangeResult {
       }
       r.pos += len;
     } else if (no === 2 && wire === 2) {
-      // KeyValue { key=1, create_revision=2, mod_revision=3, version=4, value=5, lease=6 }
+      // KeyValue { key=1, create_revision=2, mod_revision=3, version=4, value=5, lease=6 },
+      // read with the one reader (no per-key reader or Buffer views)
       const len = r.small();
-      const k = new Reader(buf, r.pos, r.pos + len);
-      let key: Buffer = Buffer.alloc(0);
-      let value: Buffer = Buffer.alloc(0);
+      const end = r.pos + len;
+      let key = '';
+      let keyStart = 0;
+      let keyEnd = 0;
+      let valueStart = 0;
+      let valueEnd = 0;
       let modRevision = '0';
-      while (k.pos < k.end) {
-        const t = k.small();
+      while (r.pos < end) {
+        const t = r.small();
         const f = t >>> 3;
         if (f === 1 && (t & 7) === 2) {
-          const l = k.small();
-          key = buf.subarray(k.pos, k.pos + l);
-          k.pos += l;
+          const l = r.small();
+          keyStart = r.pos;
+          keyEnd = r.pos + l;
+          key = buf.toString('utf8', keyStart, keyEnd);
+          r.pos += l;
         } else if (f === 5 && (t & 7) === 2) {
-          const l = k.small();
-          value = buf.subarray(k.pos, k.pos + l);
-          k.pos += l;
-        } else if (f === 3 && (t & 7) === 0) modRevision = String(k.small());
-        else k.skip(t & 7);
+          const l = r.small();
+          valueStart = r.pos;
+          valueEnd = r.pos + l;
+          r.pos += l;
+        } else if (f === 3 && (t & 7) === 0) modRevision = String(r.small());
+        else r.skip(t & 7);
       }
-      kvs.push({ key, value, modRevision });
-      r.pos += len;
+      r.pos = end;
+      kvs.push({ key, buf, valueStart, valueEnd, modRevision });
+      lastKey = buf.subarray(keyStart, keyEnd);
     } else if (no === 3 && wire === 0) more = r.small() !== 0;
     else r.skip(wire);
   }
-  return { revision, kvs, more };
+  return { revision, kvs, more, lastKey };
 }
 
 export interface RangeClientOptions {

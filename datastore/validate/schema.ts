@@ -87,6 +87,17 @@ export function obj(fields: Fields, opts: ObjOptions = {}): Check {
   const names = Object.keys(specs);
   const requiredKeys = names.filter((k) => specs[k]?.required);
   const open = opts.open === true;
+  // Field paths of the last parent path, reused while it stays the same (it does: parents hand
+  // down their own cached strings), so validating a field builds no path string.
+  let lastPath: string | undefined;
+  let paths: Record<string, string> = Object.create(null);
+  const fieldPath = (path: string, key: string): string => {
+    if (path !== lastPath) {
+      lastPath = path;
+      paths = Object.create(null);
+    }
+    return (paths[key] ??= join(path, key));
+  };
   return (value, path, ctx) => {
     if (!isObject(value)) {
       ctx.error(path, `must be an object, not ${describe(value)}`);
@@ -111,7 +122,7 @@ export function obj(fields: Fields, opts: ObjOptions = {}): Check {
           ctx.warn(join(path, key), `Petrel does not implement this field; it is accepted and ignored${note}`);
         }
       }
-      out[key] = spec.check(v, join(path, key), ctx);
+      out[key] = spec.check(v, fieldPath(path, key), ctx);
     }
     for (let i = 0; i < requiredKeys.length; i++) {
       const key = requiredKeys[i]!;
@@ -123,14 +134,21 @@ export function obj(fields: Fields, opts: ObjOptions = {}): Check {
 
 /** A list of values of one kind. */
 export function list(item: Check, opts: { min?: number } = {}): Check {
+  // item paths of the last list path, reused as in obj()
+  let lastPath: string | undefined;
+  let paths: string[] = [];
   return (value, path, ctx) => {
     if (!Array.isArray(value)) {
       ctx.error(path, `must be a list, not ${describe(value)}`);
       return value;
     }
     if (opts.min !== undefined && value.length < opts.min) ctx.error(path, `must have at least ${opts.min} item(s)`);
+    if (path !== lastPath) {
+      lastPath = path;
+      paths = [];
+    }
     const out = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = item(value[i], at(path, i), ctx);
+    for (let i = 0; i < value.length; i++) out[i] = item(value[i], i < 64 ? (paths[i] ??= at(path, i)) : at(path, i), ctx);
     return out;
   };
 }
