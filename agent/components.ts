@@ -361,7 +361,7 @@ export class RoutesComponent implements AgentComponent {
 export class PolicyComponent implements AgentComponent {
   readonly name = 'policy';
   private readonly calc: import('./calc/policy.js').PolicyCalculator;
-  private readonly dataplane?: import('../acl/index.js').IptablesDataplane;
+  private dataplane?: import('../acl/index.js').IptablesDataplane;
   private readonly health: HealthReporter;
   private changed = true;
   private started?: Promise<void>;
@@ -369,13 +369,12 @@ export class PolicyComponent implements AgentComponent {
   constructor(
     private readonly agent: Agent,
     calcMod: typeof import('./calc/policy.js'),
-    aclMod: typeof import('../acl/index.js'),
-    opts: ComponentOptions,
-    live: boolean,
+    private readonly aclMod: typeof import('../acl/index.js'),
+    private readonly opts: ComponentOptions,
+    private readonly live: boolean,
   ) {
     this.health = agent.health.register('policy', { reason: 'waiting for datastore in-sync' });
     this.calc = new calcMod.PolicyCalculator({ nodeName: agent.nodeName, prefix: opts.chainPrefix });
-    if (live) this.dataplane = new aclMod.IptablesDataplane({ prefix: opts.chainPrefix });
   }
 
   onEvents(events: DatastoreEvent[]): void {
@@ -383,11 +382,21 @@ export class PolicyComponent implements AgentComponent {
   }
 
   async apply(): Promise<void> {
-    if (!this.dataplane) {
+    if (!this.live) {
       this.health.ready('dry-run: nothing programmed');
       return;
     }
-    this.started ??= this.dataplane.start();
+    // Built at the first apply (after in-sync), when FelixConfiguration's refresh interval
+    // and iptables backend are known.
+    if (!this.dataplane) {
+      const fc = this.calc.felixConfig;
+      this.dataplane = new this.aclMod.IptablesDataplane({
+        prefix: this.opts.chainPrefix,
+        ...(fc.iptablesRefreshIntervalMs !== undefined ? { refreshIntervalMs: fc.iptablesRefreshIntervalMs } : {}),
+        ...(fc.iptablesBackend ? { backend: fc.iptablesBackend } : {}),
+      });
+      this.started = this.dataplane.start();
+    }
     await this.started;
     if (!this.changed && this.dataplane.status().applied) return;
     this.changed = false;
@@ -404,13 +413,13 @@ export class PolicyComponent implements AgentComponent {
   status(): unknown {
     const d = this.calc.desired;
     const rules: string[] = [];
-    if (!this.dataplane) {
+    if (!this.live) {
       for (const [k, rs] of [...d.hooks, ...d.chains]) for (const r of rs) rules.push(`${k} ${r}`);
     }
     return {
       ...this.calc.status(),
       desired: d.stats(),
-      ...(this.dataplane ? { kernel: this.dataplane.status() } : { rules }),
+      ...(this.live ? { kernel: this.dataplane?.status() ?? null } : { rules }),
     };
   }
 
