@@ -3,6 +3,8 @@
 // graceful restart (kill -9 Petrel while BIRD holds its routes), hold timer (BIRD SIGSTOPped),
 // TCP-MD5 (right and wrong password), and three Petrel RR clients of a BIRD route reflector.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { requireRoot, vethPair, type NetNs } from '../netns.js';
 import { Bird, Lab, PetrelProc, sleep, until } from './harness.js';
 
@@ -133,6 +135,39 @@ describe('Petrel <-> BIRD 2', () => {
     expect(missing).toBe(0);
     p.kill();
     bird.stop();
+  });
+
+  it('graceful restart, Petrel as helper: `birdc graceful restart` + `bird -R`, routes kept stale, then refreshed', async () => {
+    const conf =
+      Bird.conf({
+        routerId: B4,
+        static4: ['192.168.65.0/24', '192.168.66.0/24'],
+        peers: [{ name: 'petrel', ip: P4, as: 64512, localIp: B4, localAs: 64513, gr: { time: 60 } }],
+      });
+    const bird = await Bird.start(lab, B, 'b9', conf);
+    const p = await PetrelProc.start(lab, P, { routerId: P4, asNumber: 64512 }, {
+      peers: [{ address: B4, asNumber: 64513, type: 'global', holdTime: 9 }],
+    }, []);
+    await until('routes from BIRD', async () => (await p.rib()).size === 2);
+    await bird.birdc('graceful', 'restart');
+    await until('session down', async () => (await p.peer(B4)).state !== 'Established');
+    const kept = await p.rib();
+    expect(kept.size).toBe(2);
+    expect([...kept.values()].every((r) => r.stale)).toBe(true);
+    // BIRD comes back recovering (-R) with one static less: that one is swept after its End-of-RIB
+    await bird.stop();
+    const conf2 = conf.replace(' route 192.168.66.0/24 blackhole;', '');
+    const cf = join(lab.dir, 'b9r.conf');
+    writeFileSync(cf, conf2);
+    await B.exec('bird', ['-R', '-c', cf, '-s', join(lab.dir, 'b9r.ctl'), '-P', join(lab.dir, 'b9r.pid')]);
+    lab.defer(async () => {
+      const pid = Number(readFileSync(join(lab.dir, 'b9r.pid'), 'utf8').trim());
+      if (pid) process.kill(pid, 'SIGKILL');
+    });
+    await until('re-synced', async () => {
+      const r = await p.rib();
+      return r.size === 1 && r.has('192.168.65.0/24') && !r.get('192.168.65.0/24').stale;
+    }, 45_000);
   });
 
   it('hold timer: BIRD frozen with SIGSTOP is declared down after the hold time', async () => {
