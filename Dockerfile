@@ -53,5 +53,7 @@ ENV NODE_ENV=production \
 USER root
 EXPOSE 9099
 HEALTHCHECK NONE
-ENTRYPOINT ["node", "/opt/petrel/dist/agent/cli.js"]
+# Small young-generation semi-spaces: the BGP RIB keeps ~90 B/route instead of ~370 B/route
+# (bench bgp-feed); V8 only reads this flag at start-up.
+ENTRYPOINT ["node", "--max-semi-space-size=2", "/opt/petrel/dist/agent/cli.js"]
 CMD ["agent"]

@@ -76,7 +76,11 @@ export class BgpComponent implements AgentComponent {
     private readonly live: boolean,
   ) {
     this.health = agent.health.register('bgp', { reason: 'waiting for configuration' });
+    // BGPPeer.password / nodeMeshPassword `secretKeyRef`s: Secrets mounted as volumes,
+    // <dir>/<secret name>/<key> (PETREL_BGP_SECRETS_DIR, default /etc/petrel/bgp-secrets).
+    this.resolveSecret = bgpMod.secretResolverFromDir(process.env.PETREL_BGP_SECRETS_DIR ?? '/etc/petrel/bgp-secrets');
   }
+  private readonly resolveSecret: (ref: { name: string; key: string }) => string | undefined;
 
   onEvents(events: DatastoreEvent[]): void {
     if (touches(events, BGP_KINDS)) this.dirty = true;
@@ -109,6 +113,7 @@ export class BgpComponent implements AgentComponent {
   private reconfigure(cache: ResourceCache): void {
     const nodeName = this.agent.nodeName;
     const cfg = this.calc.computeSpeakerConfig({
+      resolveSecret: this.resolveSecret,
       nodeName,
       nodes: cache.list('Node'),
       bgpConfigurations: cache.list('BGPConfiguration'),

@@ -237,7 +237,7 @@ spec:
 
   async startAgent(i: number): Promise<void> {
     const logFile = join(this.dir, `${nodeName(i)}.log`);
-    this.startProc(nodeName(i), nodeNs(i), process.execPath, [CLI, 'agent'], {
+    this.startProc(nodeName(i), nodeNs(i), process.execPath, ['--max-semi-space-size=2', CLI, 'agent'], {
       DATASTORE_TYPE: 'etcdv3',
       ETCD_ENDPOINTS: ETCD_URL,
       NODENAME: nodeName(i),
