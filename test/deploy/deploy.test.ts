@@ -330,7 +330,7 @@ describe('Dockerfile: the recipe the manifests rely on', () => {
     expect(run).toMatch(/npm run build && npm prune --omit=dev/);
     const runtime = lines.slice(lines.indexOf('FROM ${NODE_IMAGE} AS runtime'));
     expect(runtime.join('\n')).toMatch(/apt-get install -y --no-install-recommends iproute2 iptables ipset/);
-    expect(lines).toContain('ENTRYPOINT ["node", "/opt/petrel/dist/agent/cli.js"]');
+    expect(lines).toContain('ENTRYPOINT ["node", "--max-semi-space-size=2", "/opt/petrel/dist/agent/cli.js"]');
     expect(lines).toContain('CMD ["agent"]');
     expect(lines).toContain('WORKDIR /opt/petrel');
   });
