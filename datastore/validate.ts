@@ -89,13 +89,22 @@ function dedupe(errors: FieldProblem[], firstCount: number): FieldProblem[] {
   return [...errors.slice(0, firstCount), ...late];
 }
 
+export interface ValidateOptions {
+  /**
+   * `raw` is the caller's to give away (e.g. just parsed from JSON and used for nothing else):
+   * it is normalised in place and becomes part of the returned resource instead of being
+   * copied. The checks, the problems reported and the resulting resource are the same.
+   */
+  reuseInput?: boolean;
+}
+
 /**
  * Validates one manifest document and applies Calico's defaults. Throws `ValidationError`
  * naming the source and every bad field; returns the normalised resource (apiVersion
  * `crd.projectcalico.org/v1` becomes `projectcalico.org/v3`) and warnings.
  */
-export function validateResource(raw: unknown, source: SourceRef = {}): { resource: Resource; warnings: FieldProblem[] } {
-  const ctx = new Ctx();
+export function validateResource(raw: unknown, source: SourceRef = {}, opts: ValidateOptions = {}): { resource: Resource; warnings: FieldProblem[] } {
+  const ctx = new Ctx(opts.reuseInput === true);
   const fail = (extra: Partial<SourceRef> = {}): never => {
     throw new ValidationError({ ...source, ...extra }, ctx.errors);
   };

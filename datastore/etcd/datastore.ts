@@ -231,7 +231,8 @@ export class EtcdDatastore implements Datastore {
       }
     }
     const source = { file: `etcd key ${key}` };
-    const { resource, warnings } = validateResource(raw, source);
+    // raw was parsed just above for this call alone: validated in place, not copied
+    const { resource, warnings } = validateResource(raw, source, { reuseInput: true });
     for (const w of warnings) this.log.warn({ key, field: w.path }, `etcd key ${key}: ${w.path}: ${w.message}`);
     const k = kindOf(resource.apiVersion, resource.kind);
     if (!k || k.id !== info.kind.id) {

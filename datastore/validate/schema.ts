@@ -6,6 +6,12 @@ import type { FieldProblem } from '../types.js';
 export class Ctx {
   readonly errors: FieldProblem[] = [];
   readonly warnings: FieldProblem[] = [];
+  /**
+   * The input is the caller's to give away (freshly parsed): objects, lists and maps are
+   * normalised in place and returned rather than copied. Same checks, same problems, same
+   * resulting value.
+   */
+  constructor(readonly reuse = false) {}
   error(path: string, message: string): void {
     this.errors.push({ path, message });
   }
@@ -103,18 +109,23 @@ export function obj(fields: Fields, opts: ObjOptions = {}): Check {
       ctx.error(path, `must be an object, not ${describe(value)}`);
       return value;
     }
-    const out: Record<string, unknown> = {};
+    const reuse = ctx.reuse;
+    const out: Record<string, unknown> = reuse ? value : {};
     const keys = Object.keys(value);
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       const v = value[key];
       const spec = specs[key];
       if (spec === undefined) {
-        if (open) out[key] = v;
-        else ctx.error(join(path, key), `unknown field "${key}"${suggestion(key, names)}`);
+        if (open) {
+          if (!reuse) out[key] = v;
+        } else ctx.error(join(path, key), `unknown field "${key}"${suggestion(key, names)}`);
         continue;
       }
-      if (v === null || v === undefined) continue;
+      if (v === null || v === undefined) {
+        if (reuse) delete out[key];
+        continue;
+      }
       if (spec.unimplemented && isSet(v)) {
         const atDefault = spec.calicoDefault !== undefined && (v === spec.calicoDefault || (typeof v === 'string' && String(spec.calicoDefault).toLowerCase() === v.toLowerCase()));
         if (!atDefault) {
@@ -122,7 +133,8 @@ export function obj(fields: Fields, opts: ObjOptions = {}): Check {
           ctx.warn(join(path, key), `Petrel does not implement this field; it is accepted and ignored${note}`);
         }
       }
-      out[key] = spec.check(v, fieldPath(path, key), ctx);
+      const r = spec.check(v, fieldPath(path, key), ctx);
+      if (!reuse || r !== v) out[key] = r;
     }
     for (let i = 0; i < requiredKeys.length; i++) {
       const key = requiredKeys[i]!;
@@ -147,8 +159,12 @@ export function list(item: Check, opts: { min?: number } = {}): Check {
       lastPath = path;
       paths = [];
     }
-    const out = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = item(value[i], i < 64 ? (paths[i] ??= at(path, i)) : at(path, i), ctx);
+    const out = ctx.reuse ? value : new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      const r = item(v, i < 64 ? (paths[i] ??= at(path, i)) : at(path, i), ctx);
+      if (out !== value || r !== v) out[i] = r;
+    }
     return out;
   };
 }
@@ -175,7 +191,8 @@ export function map(valueCheck: FastCheck, keyCheck?: (key: string) => string | 
       ctx.error(path, `must be a map, not ${describe(value)}`);
       return value;
     }
-    const out: Record<string, unknown> = {};
+    const reuse = ctx.reuse;
+    const out: Record<string, unknown> = reuse ? value : {};
     const keys = Object.keys(value);
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
@@ -189,7 +206,12 @@ export function map(valueCheck: FastCheck, keyCheck?: (key: string) => string | 
           goodKeys.add(k);
         }
       }
-      out[k] = ok !== undefined && ok(v) ? v : valueCheck(v, p ?? `${path}[${JSON.stringify(k)}]`, ctx);
+      if (ok !== undefined && ok(v)) {
+        if (!reuse) out[k] = v;
+      } else {
+        const r = valueCheck(v, p ?? `${path}[${JSON.stringify(k)}]`, ctx);
+        if (!reuse || r !== v) out[k] = r;
+      }
     }
     return out;
   };
