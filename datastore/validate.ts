@@ -191,8 +191,7 @@ export function validateResource(raw: unknown, source: SourceRef = {}, opts: Val
     }
   }
 
-  const finalIdent = { ...ident, namespace: out.metadata.namespace ?? ident.namespace };
-  if (ctx.errors.length) fail(finalIdent);
+  if (ctx.errors.length) fail({ ...ident, namespace: out.metadata.namespace ?? ident.namespace });
   return { resource: out, warnings: ctx.warnings };
 }
 

@@ -234,7 +234,7 @@ export class EtcdDatastore implements Datastore {
     // raw was parsed just above for this call alone: validated in place, not copied
     const { resource, warnings } = validateResource(raw, source, { reuseInput: true });
     for (const w of warnings) this.log.warn({ key, field: w.path }, `etcd key ${key}: ${w.path}: ${w.message}`);
-    const k = kindOf(resource.apiVersion, resource.kind);
+    const k = resource.kind === info.kind.kind && resource.apiVersion === info.kind.apiVersion ? info.kind : kindOf(resource.apiVersion, resource.kind);
     if (!k || k.id !== info.kind.id) {
       throw new Error(`etcd key ${key}: holds ${resource.apiVersion} ${resource.kind}, but the key is for ${info.kind.kind}`);
     }
@@ -320,22 +320,27 @@ export class EtcdDatastore implements Datastore {
     const first = this.loads === 0;
     const t0 = performance.now();
     const events: DatastoreEvent[] = [];
-    const kvs = new Set<string>();
+    // keys seen, to find what was deleted meanwhile (nothing to find when nothing is held)
+    const kvs = this.emitted.size || this.badKeys.size ? new Set<string>() : undefined;
+    let keys = 0;
     const revision = await this.loadAll(
       () => this.emit(this.setState('resyncing', first ? 'initial load' : this.reason)),
       (key, kv) => {
-        kvs.add(key);
+        keys++;
+        kvs?.add(key);
         const ev = this.onPut(key, kv, kv.modRevision);
         if (ev) events.push(ev);
       },
     );
-    for (const key of [...this.emitted.keys()]) {
-      if (!kvs.has(key)) {
-        const ev = this.onDelete(key);
-        if (ev) events.push(ev);
+    if (kvs) {
+      for (const key of [...this.emitted.keys()]) {
+        if (!kvs.has(key)) {
+          const ev = this.onDelete(key);
+          if (ev) events.push(ev);
+        }
       }
+      for (const key of [...this.badKeys.keys()]) if (!kvs.has(key)) this.badKeys.delete(key);
     }
-    for (const key of [...this.badKeys.keys()]) if (!kvs.has(key)) this.badKeys.delete(key);
     this.loads++;
     if (!first) this.metrics.resyncs.inc({ datastore: 'etcdv3' });
     // Watch before announcing in-sync so no change after `revision` can be missed.
@@ -344,7 +349,7 @@ export class EtcdDatastore implements Datastore {
     events.push({ type: 'in-sync' }, ...this.setState('connected'));
     this.emit(events, t0);
     this.log.info(
-      { revision, keys: kvs.size, resources: this.emitted.size, changed: events.length - 2, ms: Math.round(performance.now() - t0) },
+      { revision, keys, resources: this.emitted.size, changed: events.length - 2, ms: Math.round(performance.now() - t0) },
       first ? 'etcd datastore loaded; in sync' : 'etcd datastore resynced; in sync',
     );
     return await ended;
