@@ -80,10 +80,10 @@ export class K8sIpamStore implements IpamStore {
     return host ? all.filter((a) => a.value.host === host) : all;
   }
   createAffinity(a: BlockAffinity) {
-    return this.create('blockaffinities', affinityName(a.host, a.cidr), affinitySpec(a, false), a);
+    return this.create('blockaffinities', affinityName(a.host, a.cidr), affinitySpec(a, true), a);
   }
   updateAffinity(a: BlockAffinity, rev: string) {
-    return this.update('blockaffinities', affinityName(a.host, a.cidr), affinitySpec(a, false), a, rev);
+    return this.update('blockaffinities', affinityName(a.host, a.cidr), affinitySpec(a, true), a, rev);
   }
   deleteAffinity(host: string, cidr: string, rev: string) {
     return this.del('blockaffinities', affinityName(host, cidr), rev);
