@@ -74,6 +74,9 @@ async function putAll(client: Etcd3, kvs: Iterable<{ key: string; value: string 
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
+/** V8 flags of the agent as deployed (Dockerfile ENTRYPOINT). */
+const AGENT_NODE_FLAGS = '--max-semi-space-size=2';
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mib = (b: number) => `${(b / 1048576).toFixed(0)} MiB`;
 
@@ -103,11 +106,15 @@ export default async function run(args: string[]): Promise<void> {
       if (r.status !== 0) throw new Error(`etcdctl failed: ${r.status}`);
     }
 
-    // Petrel: the etcd backend in its own process, from start to in-sync (3 runs, median).
+    // Petrel: the etcd backend in its own process, from start to in-sync (3 runs, median), with
+    // the V8 flags the agent runs with (the image's entrypoint: `node --max-semi-space-size=2`);
+    // PETREL_BENCH_NODE_FLAGS replaces them ('' = V8's defaults).
+    const nodeFlags = (process.env.PETREL_BENCH_NODE_FLAGS ?? AGENT_NODE_FLAGS).split(' ').filter(Boolean);
+    console.log(`agent process: node ${[...nodeFlags, '--expose-gc'].join(' ')}`);
     const mine: { ms: number; rss: number; heap: number; resources: number }[] = [];
     let rate = { count: 0, ms: 0 };
     for (let i = 0; i < 3; i++) {
-      const child = spawn(process.execPath, ['--expose-gc', ...(process.env.PETREL_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(here, '_etcd-sync-agent.js'), etcd.endpoint], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+      const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, join(here, '_etcd-sync-agent.js'), etcd.endpoint], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
       let buf = '';
       const lines: string[] = [];
       child.stdout.setEncoding('utf8');
