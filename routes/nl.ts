@@ -3,7 +3,7 @@
 // ourselves so that thousands of them go into one sendmsg() (one datagram), which is what makes a
 // 50,000-route load as fast as `ip -batch`.
 import { isIPv4 } from 'node:net';
-import { canonicalCidr, parseIp } from '../datastore/net.js';
+import { canonicalCidr, formatIp, parseIp } from '../datastore/net.js';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -254,30 +254,7 @@ export function ipFromBytes(b: Buffer, off: number, len: number): string {
   // IPv6, RFC 5952 text via the shared formatter
   let v = 0n;
   for (let i = 0; i < 16; i++) v = (v << 8n) | BigInt(b[off + i]);
-  return formatIp6(v);
-}
-
-function formatIp6(v: bigint): string {
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatIp(6, v);
 }
 
 export function macBytes(mac: string): number[] {

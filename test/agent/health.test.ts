@@ -24,6 +24,18 @@ async function until(fn: () => Promise<boolean>, ms = 5000) {
   throw new Error('condition not met in time');
 }
 
+/** A dry-run agent fed by a datastore the test drives. */
+function newAgent(ds: MemoryDatastore): Agent {
+  return new Agent({
+    datastore: { type: 'file', path: '.', etcdEndpoints: [], nodename: 'node-1' },
+    healthHost: '127.0.0.1',
+    healthPort: 0,
+    dataplane: 'dry-run',
+    bgp: false,
+    datastoreInstance: ds,
+  });
+}
+
 describe('agent health over HTTP', () => {
   let agent: Agent | undefined;
   afterEach(async () => {
@@ -33,14 +45,7 @@ describe('agent health over HTTP', () => {
 
   it('readiness follows the datastore: 503 before in-sync, 200 after, 503 naming why on outage, 200 again', async () => {
     const ds = new MemoryDatastore();
-    agent = new Agent({
-      datastore: { type: 'file', path: '.', etcdEndpoints: [], nodename: 'node-1' },
-      healthHost: '127.0.0.1',
-      healthPort: 0,
-      dataplane: 'dry-run',
-      bgp: false,
-      datastoreInstance: ds,
-    });
+    agent = newAgent(ds);
     const { healthPort: port } = await agent.start();
 
     expect((await get(port, '/liveness')).code).toBe(200);
@@ -71,14 +76,7 @@ describe('agent health over HTTP', () => {
 
   it('serves Prometheus metrics with petrel_ series', async () => {
     const ds = new MemoryDatastore();
-    agent = new Agent({
-      datastore: { type: 'file', path: '.', etcdEndpoints: [], nodename: 'node-1' },
-      healthHost: '127.0.0.1',
-      healthPort: 0,
-      dataplane: 'dry-run',
-      bgp: false,
-      datastoreInstance: ds,
-    });
+    agent = newAgent(ds);
     const { healthPort: port } = await agent.start();
     ds.emit([MemoryDatastore.update(pool), { type: 'in-sync' }]);
     await until(async () => (await get(port, '/readiness')).code === 200);

@@ -118,21 +118,8 @@ export class Lab {
       await nsExec(FABRIC, 'ip', ['link', 'set', `br${s}`, 'up']);
     }
     // etcd on the fabric (the datastore every node reaches over its underlay).
-    const etcdDir = join(this.dir, 'etcd');
-    rmSync(etcdDir, { recursive: true, force: true });
-    this.startProc('etcd', FABRIC, '/usr/bin/etcd', [
-      '--name', 'lab', '--data-dir', etcdDir,
-      '--listen-client-urls', `${ETCD_URL},http://127.0.0.1:2379`,
-      '--advertise-client-urls', ETCD_URL,
-      '--listen-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-cluster', 'lab=http://127.0.0.1:2380',
-    ]);
-    this.state.etcdPid = this.procs.get('etcd')?.pid;
-    await this.waitFor(async () => {
-      await nsExec(FABRIC, 'etcdctl', ['--endpoints', ETCD_URL, 'endpoint', 'health'], { env: { ETCDCTL_API: '3' } });
-      return true;
-    }, 20_000, 'etcd healthy');
+    rmSync(join(this.dir, 'etcd'), { recursive: true, force: true });
+    await this.startEtcd();
 
     for (let i = 1; i <= n; i++) {
       const ns = nodeNs(i);
@@ -406,6 +393,7 @@ spec:
     this.procs.delete('etcd');
   }
 
+  /** Starts etcd on the fabric (keeping its data dir) and waits until it answers. */
   async startEtcd(): Promise<void> {
     const etcdDir = join(this.dir, 'etcd');
     this.startProc('etcd', FABRIC, '/usr/bin/etcd', [
