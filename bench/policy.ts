@@ -19,18 +19,7 @@ function arg(args: string[], name: string, def: string): string {
 }
 
 function nsExec(ns: string): Exec {
-  return (cmd, args, input) =>
-    new Promise((resolve, reject) => {
-      const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      p.stdout.on('data', (d: Buffer) => out.push(d));
-      p.stderr.on('data', (d: Buffer) => err.push(d));
-      p.on('error', reject);
-      p.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-      p.stdin.on('error', () => undefined);
-      p.stdin.end(input ?? '');
-    });
+  return (cmd, args, input) => defaultExec('ip', ['netns', 'exec', ns, cmd, ...args], input);
 }
 
 const APPS = Array.from({ length: 50 }, (_, i) => `app${i}`);
