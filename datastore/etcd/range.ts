@@ -77,7 +77,7 @@ class Reader {
       shift += 7;
     }
   }
-  skip(wire: number): void {
+  skipField(wire: number): void {
     if (wire === 0) this.small();
     else if (wire === 2) this.pos += this.small();
     else if (wire === 1) this.pos += 8;
@@ -103,7 +103,7 @@ export function decodeRange(buf: Buffer): RangeResult {
       while (h.pos < h.end) {
         const t = h.small();
         if (t >>> 3 === 3 && (t & 7) === 0) revision = String(h.varint());
-        else h.skip(t & 7);
+        else h.skipField(t & 7);
       }
       r.pos += len;
     } else if (no === 2 && wire === 2) {
@@ -132,13 +132,13 @@ export function decodeRange(buf: Buffer): RangeResult {
           valueEnd = r.pos + l;
           r.pos += l;
         } else if (f === 3 && (t & 7) === 0) modRevision = String(r.small());
-        else r.skip(t & 7);
+        else r.skipField(t & 7);
       }
       r.pos = end;
       kvs.push({ key, buf, valueStart, valueEnd, modRevision });
       lastKey = buf.subarray(keyStart, keyEnd);
     } else if (no === 3 && wire === 0) more = r.small() !== 0;
-    else r.skip(wire);
+    else r.skipField(wire);
   }
   return { revision, kvs, more, lastKey };
 }
