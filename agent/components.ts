@@ -4,7 +4,7 @@
 //   bgp     — bgp/: datastore → speaker configuration and exports; best routes feed `routes`
 // Data flows one way: datastore → calculation → dataplane/BGP; BGP's learned routes come back
 // as an input of the route calculation only.
-import type { DatastoreEvent, KindId, Resource } from '../datastore/index.js';
+import { parseDuration, type DatastoreEvent, type KindId, type Resource } from '../datastore/index.js';
 import type { AgentComponent, Agent } from './daemon.js';
 import type { ResourceCache } from './calc/cache.js';
 import type { HealthReporter } from './health.js';
@@ -31,15 +31,7 @@ function touches(events: DatastoreEvent[], kinds: ReadonlySet<KindId>): boolean 
 /** Calico duration text ("90s", "1m30s") or seconds → ms; undefined when absent or invalid. */
 function durationMs(v: unknown): number | undefined {
   if (typeof v === 'number' && Number.isFinite(v)) return v * 1000;
-  if (typeof v !== 'string') return undefined;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let used = 0;
-  for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    used += m[0].length;
-  }
-  return used === v.length && used > 0 ? total : undefined;
+  return typeof v === 'string' ? parseDuration(v) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 //    /32s (/128s) outside those blocks, service CIDRs from BGPConfiguration; only inside enabled
 //    pools without disableBGPExport (services excepted).
 import { parseSelector } from '../../acl/index.js';
-import { canonicalCidr, cidrContains, formatIp, parseCidr, parseIp, type Cidr } from '../../datastore/index.js';
+import { canonicalCidr, cidrContains, formatIp, parseCidr, parseIp, parseDuration as parseDurationMs, type Cidr } from '../../datastore/index.js';
 import type { Resource } from '../../datastore/index.js';
 import type { ExportPrefix, PeerConfig, PeerType, SpeakerConfig } from '../../bgp/index.js';
 
@@ -64,16 +64,8 @@ function selector(text: string): ReturnType<typeof parseSelector> {
 export function parseDuration(v: unknown): number | undefined {
   if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
   if (typeof v !== 'string' || !v.trim()) return undefined;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  const unit: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
-  let total = 0;
-  let consumed = 0;
-  for (const m of v.trim().matchAll(re)) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    consumed += m[0].length;
-  }
-  if (consumed !== v.trim().length) return undefined;
-  return total;
+  const ms = parseDurationMs(v.trim());
+  return ms === undefined || ms < 0 ? undefined : ms / 1000;
 }
 
 /** Calico ASN: number, "65000" or asdot "1.10". */
