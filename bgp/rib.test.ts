@@ -93,6 +93,39 @@ describe('LocRib', () => {
   });
 });
 
+describe('ChangeLog', () => {
+  it('reports each prefix once with its best before the first change, through the load fast path', () => {
+    const rib = new LocRib();
+    const a = peer('10.0.0.1', { bgpId: 1 });
+    rib.addPeer(a);
+    const p: Prefix = 42 * 64 + 24;
+    const q: Prefix = 43 * 64 + 24;
+    const pa = internPath(a, attrs());
+    a.adjIn.set(p, pa);
+    rib.announced(p, a, pa); // fast path: no best before
+    a.adjIn.set(q, pa);
+    rib.announced(q, a, pa);
+    expect(rib.changed.mayRepeat).toBe(false);
+    expect([...rib.changed]).toEqual([
+      [p, undefined],
+      [q, undefined],
+    ]);
+    a.adjIn.delete(p);
+    rib.update(p); // withdrawn in the same drain...
+    a.adjIn.set(p, pa);
+    rib.announced(p, a, pa); // ...and announced again: one entry, best before the first change
+    expect(rib.changed.size).toBe(2);
+    expect([...rib.changed]).toEqual([
+      [p, undefined],
+      [q, undefined],
+    ]);
+    rib.changed.clear();
+    a.adjIn.delete(q);
+    rib.update(q);
+    expect([...rib.changed]).toEqual([[q, pa]]);
+  });
+});
+
 describe('PrefixMap / PrefixSet', () => {
   it('behave like Map / Set for IPv4 numbers of every length and IPv6 strings', () => {
     const m = new PrefixMap<string>();
@@ -115,5 +148,44 @@ describe('PrefixMap / PrefixSet', () => {
     expect(s.size).toBe(2);
     for (const p of s) s.delete(p); // deleting while iterating, as the export loop does
     expect(s.size).toBe(0);
+  });
+
+  it('match a Map under random inserts, overwrites and deletes across table growth and shrink', () => {
+    // Deterministic LCG so a failure reproduces.
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const m = new PrefixMap<number>();
+    const ref = new Map<Prefix, number>();
+    const lens = [8, 16, 24, 32];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 20000; i++) {
+        // Keys over the whole address range (negative as int32 too), a few lengths, some collisions.
+        const addr = (rnd(3) === 0 ? rnd(500) * 0x01000000 : rnd(0xffffffff)) >>> 0;
+        const p = addr * 64 + lens[rnd(lens.length)]!;
+        if (rnd(4) === 0) expect(m.delete(p)).toBe(ref.delete(p));
+        else {
+          m.set(p, i);
+          ref.set(p, i);
+        }
+      }
+      expect(m.size).toBe(ref.size);
+      for (const [p, v] of ref) expect(m.get(p)).toBe(v);
+      const seen = new Map(m.entries());
+      expect(seen).toEqual(ref);
+      // Delete everything while iterating (the export loop's pattern), then the table is empty.
+      let n = 0;
+      for (const p of m.keys()) {
+        m.delete(p);
+        n++;
+      }
+      expect(n).toBe(ref.size);
+      expect(m.size).toBe(0);
+      expect([...m.keys()]).toEqual([]);
+      for (const p of ref.keys()) expect(m.has(p)).toBe(false);
+      ref.clear();
+    }
   });
 });

@@ -123,6 +123,90 @@ export function comparePaths(a: Path, b: Path): number {
 }
 
 /**
+ * Best-path changes since the last drain, in order: each prefix with the best path it had before
+ * its first change. A log of parallel arrays rather than a Map (a table load appends ~100,000
+ * entries per second; a Map per drain grows and rehashes, and its iterators allocate per entry).
+ * A prefix can appear more than once only if something other than the table-load fast path
+ * logged it, or a best path was removed since the drain: `mayRepeat` says so, and readers then
+ * keep the first entry per prefix (`forEachFirst`).
+ */
+export class ChangeLog {
+  readonly prefixes: Prefix[] = [];
+  readonly olds: (Path | undefined)[] = [];
+  /** Some prefix may be logged twice. */
+  mayRepeat = false;
+  /** A best path was removed since the last drain. */
+  removed = false;
+
+  get length(): number {
+    return this.prefixes.length;
+  }
+
+  /** Number of distinct prefixes. */
+  get size(): number {
+    if (!this.mayRepeat) return this.prefixes.length;
+    let n = 0;
+    this.forEachFirst(() => n++);
+    return n;
+  }
+
+  /**
+   * Each changed prefix once, with the best path before its first change, as parallel arrays
+   * (the log's own arrays when no prefix repeats).
+   */
+  firsts(): { prefixes: Prefix[]; olds: (Path | undefined)[] } {
+    if (!this.mayRepeat) return { prefixes: this.prefixes, olds: this.olds };
+    const prefixes: Prefix[] = [];
+    const olds: (Path | undefined)[] = [];
+    this.forEachFirst((p, old) => {
+      prefixes.push(p);
+      olds.push(old);
+    });
+    return { prefixes, olds };
+  }
+
+  /** Each changed prefix once, with the best path before its first change. */
+  forEachFirst(cb: (p: Prefix, old: Path | undefined) => void): void {
+    const ps = this.prefixes;
+    const olds = this.olds;
+    if (!this.mayRepeat) {
+      for (let i = 0; i < ps.length; i++) cb(ps[i]!, olds[i]);
+      return;
+    }
+    const seen = new PrefixMap<true>();
+    for (let i = 0; i < ps.length; i++) {
+      const p = ps[i]!;
+      if (seen.has(p)) continue;
+      seen.set(p, true);
+      cb(p, olds[i]);
+    }
+  }
+
+  has(p: Prefix): boolean {
+    return this.prefixes.includes(p);
+  }
+
+  /** The best path before the first change of `p` (linear: for tests and diagnostics). */
+  get(p: Prefix): Path | undefined {
+    const i = this.prefixes.indexOf(p);
+    return i < 0 ? undefined : this.olds[i];
+  }
+
+  clear(): void {
+    this.prefixes.length = 0;
+    this.olds.length = 0;
+    this.mayRepeat = false;
+    this.removed = false;
+  }
+
+  *[Symbol.iterator](): IterableIterator<[Prefix, Path | undefined]> {
+    const out: [Prefix, Path | undefined][] = [];
+    this.forEachFirst((p, old) => out.push([p, old]));
+    yield* out;
+  }
+}
+
+/**
  * The Loc-RIB. `update(prefix)` re-runs the decision for one prefix over the local routes and
  * every peer's Adj-RIB-In (fresh entries shadow stale ones of the same peer) and records the
  * change; the caller drains `changed` to notify and to export.
@@ -132,7 +216,7 @@ export class LocRib {
   readonly local = new PrefixMap<Path>();
   readonly peers: RibPeer[] = [];
   /** Prefixes whose best path changed since the last drain, with the best path before the first change. */
-  changed = new PrefixMap<Path | undefined>();
+  changed = new ChangeLog();
 
   addPeer(p: RibPeer): void {
     if (!this.peers.includes(p)) this.peers.push(p);
@@ -156,9 +240,14 @@ export class LocRib {
     }
     const old = this.best.get(prefix);
     if (old === best) return false;
-    if (best === undefined) this.best.delete(prefix);
-    else this.best.set(prefix, best);
-    if (!this.changed.has(prefix)) this.changed.set(prefix, old);
+    const log = this.changed;
+    if (best === undefined) {
+      this.best.delete(prefix);
+      log.removed = true;
+    } else this.best.set(prefix, best);
+    log.prefixes.push(prefix);
+    log.olds.push(old);
+    log.mayRepeat = true;
     return true;
   }
 
@@ -170,7 +259,11 @@ export class LocRib {
     const old = this.best.get(prefix);
     if (old === undefined && this.peers.length === 1 && this.peers[0] === peer && !this.local.has(prefix)) {
       this.best.set(prefix, path);
-      if (!this.changed.has(prefix)) this.changed.set(prefix, undefined);
+      // Had no best: if it was logged since the drain, that best was removed since.
+      const log = this.changed;
+      log.prefixes.push(prefix);
+      log.olds.push(undefined);
+      if (log.removed) log.mayRepeat = true;
       return;
     }
     if (old !== undefined && old.src !== peer && comparePaths(old, path) <= 0) {

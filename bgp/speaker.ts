@@ -36,7 +36,7 @@ import {
   type RawMessage,
 } from './codec/index.js';
 import { native } from './native.js';
-import { LocRib, Path, internPath, type RibPeer } from './rib.js';
+import { ChangeLog, LocRib, Path, internPath, type RibPeer } from './rib.js';
 import { PrefixMap, PrefixSet } from './prefixmap.js';
 import { Session, type SessionHost } from './session.js';
 import type {
@@ -143,6 +143,8 @@ class PeerState implements RibPeer {
   peerRestarting = false;
   eorFamilies = new Set<number>();
   eorReceived = false;
+  /** UPDATEs processed since the counter was last advanced (once per slice, not per message). */
+  updatesIn = 0;
   restartTimer: NodeJS.Timeout | null = null;
   /** When the session was configured or last left Established (readiness grace). */
   notUpSince = Date.now();
@@ -710,6 +712,10 @@ export class BgpSpeaker implements SessionHost {
           n++;
           if ((n & 3) === 0 && performance.now() >= deadline) break;
         }
+        if (ps.updatesIn !== 0) {
+          mUpdIn.inc({ peer: ps.address }, ps.updatesIn);
+          ps.updatesIn = 0;
+        }
         if (ps.qHead >= ps.queue.length) {
           ps.queue = [];
           ps.qHead = 0;
@@ -765,7 +771,7 @@ export class BgpSpeaker implements SessionHost {
       conn.close(u, `malformed UPDATE: ${u.toString()}`);
       return;
     }
-    mUpdIn.inc({ peer: ps.address });
+    ps.updatesIn++;
     if (u.problems.length) {
       this.log.warn({ peer: ps.address, problems: u.problems.map((p) => p.reason) }, 'UPDATE problems (RFC 7606)');
     }
@@ -781,14 +787,23 @@ export class BgpSpeaker implements SessionHost {
       return;
     }
     const path = internPath(ps, attrs);
+    // The per-prefix loop of a table load: plain loops over the codec's arrays (what
+    // forEachNlri visits), the family checked once per list.
+    if (u.nlri.length !== 0 && this.familyOk(ps, Afi.IPV4)) this.announce(ps, u.nlri, path);
+    const mp = u.mpReach;
+    if (mp && !mp.unsupported && mp.nlri.length !== 0 && this.familyOk(ps, mp.afi)) this.announce(ps, mp.nlri, path);
+  }
+
+  private announce(ps: PeerState, list: readonly Prefix[], path: Path): void {
+    const rib = this.rib;
     const adjIn = ps.adjIn;
     const stale = ps.stale;
-    forEachNlri(u, (p, afi) => {
-      if (!this.familyOk(ps, afi)) return;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!;
       adjIn.set(p, path);
       if (stale !== null) stale.delete(p);
       rib.announced(p, ps, path);
-    });
+    }
   }
 
   private familyOk(ps: PeerState, afi: number): boolean {
@@ -902,24 +917,28 @@ export class BgpSpeaker implements SessionHost {
   }
 
   private emitChanges(): void {
-    const changed = this.rib.changed;
-    if (changed.size === 0) return;
-    this.rib.changed = new PrefixMap();
+    const log = this.rib.changed;
+    if (log.length === 0) return;
+    this.rib.changed = new ChangeLog();
     const want = this.bestListeners.length > 0;
     const changes: RouteChange[] = want ? [] : (undefined as any);
     const established: PeerState[] = [];
     for (const ps of this.peerStates.values()) if (ps.session.established) established.push(ps);
-    for (const [p, old] of changed) {
-      const best = this.rib.best.get(p);
+    const best = this.rib.best;
+    const { prefixes, olds } = log.firsts();
+    for (let j = 0; j < prefixes.length; j++) {
+      const p = prefixes[j]!;
+      const old = olds[j];
+      const b = best.get(p);
       if (want) {
         // Learned best routes only: our own prefixes are the routes component's business, so a
         // prefix whose best became local (or vanished) is a withdrawal of the learned route.
-        if (best !== undefined && best.src !== null) changes.push(this.change(p, best));
+        if (b !== undefined && b.src !== null) changes.push(this.change(p, b));
         else if (old !== undefined && old.src !== null) changes.push(this.change(p, undefined));
       }
       for (let i = 0; i < established.length; i++) {
         const ps = established[i]!;
-        if (best !== undefined && best.src === ps && !ps.adjOut.has(p)) continue;
+        if (b !== undefined && b.src === ps && !ps.adjOut.has(p)) continue;
         ps.dirty.add(p);
       }
     }
