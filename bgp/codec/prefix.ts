@@ -32,7 +32,10 @@ export function parseIp4(text: string): number | undefined {
 }
 
 export function formatPrefix4(p: Prefix4): string {
-  return `${formatIp4(prefix4Addr(p))}/${prefix4Len(p)}`;
+  // One template (not formatIp4 + "/len"): a single string per route when a table is reported.
+  const len = p % 64;
+  const n = (p - len) / 64;
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${len}`;
 }
 
 /** "10.1.2.0/24" → Prefix4 (host bits cleared); undefined when malformed. */
