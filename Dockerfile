@@ -27,7 +27,10 @@ COPY acl ./acl
 COPY cni ./cni
 COPY bench ./bench
 COPY test ./test
-RUN npm run build && npm prune --omit=dev
+# Source maps, type declarations and docs are not needed at run time: they are half of the
+# production node_modules (104 MB -> 52 MB, mostly @kubernetes/client-node's).
+RUN npm run build && npm prune --omit=dev \
+ && find node_modules \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.md' \) -type f -delete
 
 FROM ${NODE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="petrel" \
