@@ -80,6 +80,12 @@ const QUEUE_HIGH = 512;
 const QUEUE_LOW = 128;
 /** Event-loop slice for route processing: keepalives and timers run between slices. */
 const SLICE_MS = 12;
+/**
+ * Best-route changes are handed to listeners at the end of a slice, or sooner once this many
+ * are pending: a slice of a table load changes ~10,000 routes, and that many RouteChange objects
+ * alive at once outlast the young generation (--max-semi-space-size=2) and get promoted.
+ */
+const EMIT_BATCH = 2048;
 
 interface Cidr4 {
   v: 4;
@@ -710,6 +716,7 @@ export class BgpSpeaker implements SessionHost {
             if (conn) ps.session.internalError(conn, e);
           }
           n++;
+          if (this.rib.changed.length >= EMIT_BATCH) this.emitChanges();
           if ((n & 3) === 0 && performance.now() >= deadline) break;
         }
         if (ps.updatesIn !== 0) {
