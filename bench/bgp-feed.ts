@@ -97,6 +97,13 @@ export default async function bgpFeed(args: string[]): Promise<void> {
 
     const birdTimes: number[] = [];
     const petrelTimes: number[] = [];
+    // The two parts of each time: Established -> first route in the table (the relay preparing
+    // its table dump for the new peer: gobgpd's work, same for both receivers, and the noisiest
+    // part on a shared machine), and first route -> all N (the receiver taking in the feed).
+    const birdFirstTimes: number[] = [];
+    const birdLoadTimes: number[] = [];
+    const petrelFirstTimes: number[] = [];
+    const petrelLoadTimes: number[] = [];
     let birdBpr = 0;
     let birdRssBpr = 0;
     let petrelBpr = 0;
@@ -124,11 +131,13 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       const sinkRss0 = await rssKb(sinkPid);
       const sinkCpu0 = await cpuMs(sinkPid);
       let birdDone = 0;
+      let birdFirst = 0;
       await until(
         'sink BIRD has the feed',
         async () => {
           const out = await sink.birdc('show', 'route', 'count');
           const m = /(\d+) of (\d+) routes/.exec(out);
+          if (m && !birdFirst && Number(m[1]) > 0) birdFirst = Date.now();
           if (m && Number(m[1]) >= N) {
             birdDone = Date.now();
             return true;
@@ -140,6 +149,8 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       );
       const since = birdSince(await sink.birdc('show', 'protocols', 'relay'), 'relay')!;
       birdTimes.push((birdDone - since) / 1000);
+      birdFirstTimes.push((birdFirst - since) / 1000);
+      birdLoadTimes.push((birdDone - birdFirst) / 1000);
       birdCpu.push((await cpuMs(sinkPid)) - sinkCpu0);
       birdBpr = (birdMemBytes(await sink.birdc('show', 'memory')) - memBefore) / N;
       birdRssBpr = ((await rssKb(sinkPid)) - sinkRss0) * 1024 / N;
@@ -159,6 +170,9 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       if (peer.state !== 'Established') drops++;
       const estAt = Date.parse(done.establishedAt ?? peer.since);
       petrelTimes.push((done.at - estAt) / 1000);
+      const counts = await p.call('count');
+      petrelFirstTimes.push((counts.firstBest - estAt) / 1000);
+      petrelLoadTimes.push((done.at - counts.firstBest) / 1000);
       const cpu1 = await p.call('cpu');
       petrelCpu.push((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1000);
       const lag = await p.call('lagStop');
@@ -185,6 +199,9 @@ export default async function bgpFeed(args: string[]): Promise<void> {
     console.log(`    Petrel  ${pt.toFixed(3)} s   (runs: ${petrelTimes.map((t) => t.toFixed(3)).join(', ')})`);
     console.log(`    BIRD 2  ${bt.toFixed(3)} s   (runs: ${birdTimes.map((t) => t.toFixed(3)).join(', ')}; polled every ~20 ms)`);
     console.log(`    ratio Petrel/BIRD = ${(pt / bt).toFixed(2)}x   (target <= 1.0x)`);
+    const fmt = (a: number[]) => `${med(a).toFixed(3)} s (runs: ${a.map((t) => t.toFixed(3)).join(', ')})`;
+    console.log(`    of which Established -> first route (gobgpd preparing its dump): Petrel ${fmt(petrelFirstTimes)}, BIRD 2 ${fmt(birdFirstTimes)}`);
+    console.log(`    and first route -> all ${N}: Petrel ${fmt(petrelLoadTimes)}, BIRD 2 ${fmt(birdLoadTimes)} (BIRD polled every ~20 ms)`);
     const bc = med(birdCpu);
     const pc = med(petrelCpu);
     console.log(`  CPU time to take in the feed (load-independent): Petrel ${pc.toFixed(0)} ms, BIRD 2 ${bc.toFixed(0)} ms (10 ms ticks), ratio ${(pc / Math.max(bc, 10)).toFixed(2)}x`);
