@@ -70,7 +70,9 @@ class IntTable<V> {
     }
     if (dead >= 0) i = dead;
     else if ((this.used + 1) * 4 > keys.length * 3) {
-      this.rehash(this.size + 1);
+      // Grow fourfold (a table load crosses fewer rehashes), or rebuild in place when most used
+      // slots are deleted ones.
+      this.rehash(this.size + 1 > keys.length >> 2 ? (this.size + 1) * 2 : this.size + 1);
       this.set(k, v);
       return;
     } else this.used++;
@@ -90,7 +92,7 @@ class IntTable<V> {
     return true;
   }
 
-  /** Rebuilds for `n` entries (load factor at most 1/2 right after). */
+  /** Rebuilds with room for `n` entries (load factor at most 1/2 right after). */
   private rehash(n: number): void {
     let bits = MIN_BITS;
     while (1 << bits < n * 2) bits++;
