@@ -60,6 +60,7 @@ export class BgpComponent implements AgentComponent {
   private exports: string[] = [];
   private error?: string;
   private warnings: string[] = [];
+  private readonly resolveSecret: (ref: { name: string; key: string }) => string | undefined;
 
   constructor(
     private readonly agent: Agent,
@@ -72,7 +73,6 @@ export class BgpComponent implements AgentComponent {
     // <dir>/<secret name>/<key> (PETREL_BGP_SECRETS_DIR, default /etc/petrel/bgp-secrets).
     this.resolveSecret = bgpMod.secretResolverFromDir(process.env.PETREL_BGP_SECRETS_DIR ?? '/etc/petrel/bgp-secrets');
   }
-  private readonly resolveSecret: (ref: { name: string; key: string }) => string | undefined;
 
   onEvents(events: DatastoreEvent[]): void {
     if (touches(events, BGP_KINDS)) this.dirty = true;
@@ -93,11 +93,13 @@ export class BgpComponent implements AgentComponent {
       this.dirty = false;
       this.reconfigure(cache);
     }
-    if (this.speaker) {
+    if (this.error) {
+      this.health.notReady(`BGP cannot run: ${this.error}`);
+    } else if (this.speaker) {
       const r = this.speaker.ready();
       if (r.ready) this.health.ready(r.reason);
       else this.health.notReady(r.reason ?? 'BGP peers not established');
-    } else if (!this.live && !this.error) {
+    } else if (!this.live) {
       this.health.ready('dry-run: sessions not opened');
     }
   }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { addComponents } from '../../agent/components.js';
 import { Agent } from '../../agent/daemon.js';
 import { MemoryDatastore } from '../memory-datastore.js';
 
@@ -88,4 +89,31 @@ describe('agent health over HTTP', () => {
     expect(m.text).toMatch(/^process_resident_memory_bytes /m);
     expect((await get(port, '/nope')).code).toBe(404);
   });
+
+  it('readiness names a BGP configuration that cannot run (this node has no Node resource), and clears once it exists', async () => {
+    const ds = new MemoryDatastore();
+    agent = new Agent({
+      datastore: { type: 'file', path: '.', etcdEndpoints: [], nodename: 'node-1' },
+      healthHost: '127.0.0.1',
+      healthPort: 0,
+      dataplane: 'dry-run',
+      bgp: true,
+      datastoreInstance: ds,
+    });
+    await addComponents(agent, { routeProtocol: 80, interfacePrefix: 'cali' });
+    const { healthPort: port } = await agent.start();
+    ds.emit([MemoryDatastore.update(pool), { type: 'in-sync' }]);
+    await until(async () => JSON.stringify((await get(port, '/readiness')).json()).includes('Node node-1 not found'));
+    expect((await get(port, '/readiness')).code).toBe(503);
+    ds.emit([
+      MemoryDatastore.update({
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'Node',
+        metadata: { name: 'node-1' },
+        spec: { bgp: { ipv4Address: '192.168.56.10/24' } },
+      }),
+    ]);
+    await until(async () => (await get(port, '/readiness')).code === 200);
+  });
 });
+
