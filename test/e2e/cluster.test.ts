@@ -120,7 +120,7 @@ describe('3 nodes on one subnet, full mesh', () => {
     expect(m, out).not.toBeNull();
     expect(Number(m![2])).toBe(Number(m![1]));
     await waitFor('mesh re-established on node-2', () => established(lab, 2, 2));
-  });
+  }, 120_000);
 
   it('etcd down for 30 s: nothing removed, readiness 503 naming the datastore, converged after, later changes take effect', async () => {
     const before = await Promise.all([1, 2, 3].map((i) => lab.routes(i, proto)));
@@ -150,7 +150,7 @@ describe('3 nodes on one subnet, full mesh', () => {
     await waitFor('post-outage policy enforced', async () => !(await tcpOk(lab, a, b)), 10_000, 100);
     await lab.etcdDel(policy.key);
     await waitFor('post-outage policy removed', () => tcpOk(lab, a, b), 10_000, 100);
-  });
+  }, 180_000);
 
   it('a deleted pod leaves no route, ipset membership or advertisement on any node', async () => {
     const victim = lab.state.pods.find((p) => p.node === 3 && p.index === 2)!;
@@ -231,5 +231,5 @@ describe('route reflector topology (mesh off)', () => {
     expect(st2.bgp.peers.map((p: any) => p.address)).toEqual([lab.ipOf(1)]);
     await waitFor('full reachability', async () => (await lab.probeMatrix()).every((x) => x.tcp && x.udp), 30_000, 500);
     expectAllReachable(await lab.probeMatrix());
-  });
+  }, 120_000);
 });
