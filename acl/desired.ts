@@ -2,7 +2,7 @@
 // changed since its last successful apply (and everything after a resync).
 import type { Family, Table } from './render.js';
 
-export type IpsetType = 'hash:net' | 'hash:ip,port';
+export type IpsetType = 'hash:net' | 'hash:ip,port' | 'hash:net,iface';
 
 export interface DesiredIpset {
   name: string;

@@ -73,8 +73,39 @@ describe('PolicyCalculator (no kernel)', () => {
     const sets = [...members(calc).values()];
     expect(sets).toContainEqual(['10.0.0.1', '10.0.0.3', '10.0.9.9']);
     expect(sets).toContainEqual(['10.0.0.3', '10.0.9.9']);
-    const tw = [...calc.desired.chains.keys()].filter((k) => k.includes('pet-tw-'));
-    expect(tw).toHaveLength(3);
+    // Local workloads are dispatched through their bodies' interface sets; the remote one is not.
+    const ifaceOf = (e: DatastoreEvent) => ((e as { resource: Resource }).resource.spec as { interfaceName: string }).interfaceName;
+    const local = [pod('prod', 'web', '10.0.0.1', {}), pod('prod', 'db', '10.0.0.2', {}), pod('dev', 'x', '10.0.0.3', {})].map(ifaceOf);
+    const dispatched = [...members(calc)].filter(([n]) => n.startsWith('pet-4i:')).flatMap(([, m]) => m);
+    expect(dispatched.sort()).toEqual(local.flatMap((i) => [`0.0.0.0/0,${i}`, `0.0.0.0/0,${i}`]).sort());
+    expect(dispatched.join()).not.toContain(ifaceOf(pod('dev', 'remote', '10.0.9.9', {}, 'other-node')));
+  });
+
+  it('a pod like an existing one changes set members only; a new combination adds body chains and dispatch rules', () => {
+    const calc = base();
+    calc.onEvents([pod('prod', 'web-2', '10.0.0.4', { app: 'web' })]);
+    let ch = calc.desired.takeChanges();
+    expect(ch.chains.size).toBe(0);
+    expect(ch.sets.size).toBe(0);
+    const added = [...ch.deltas].flatMap(([n, d]) => [...d].map(([m, add]) => `${add ? '+' : '-'}${n.slice(0, 7)} ${m}`));
+    const iface = ((pod('prod', 'web-2', '10.0.0.4', {}) as { resource: Resource }).resource.spec as { interfaceName: string }).interfaceName;
+    expect(added.sort()).toEqual([`+pet-4i: 0.0.0.0/0,${iface}`, `+pet-4i: 0.0.0.0/0,${iface}`, '+pet-4s: 10.0.0.4'].sort());
+    // Deleting it again: members only.
+    calc.onEvents([{ type: 'delete', kind: 'WorkloadEndpoint', key: (pod('prod', 'web-2', '10.0.0.4', {}) as { key: string }).key }]);
+    ch = calc.desired.takeChanges();
+    expect(ch.chains.size).toBe(0);
+    expect([...ch.deltas.values()].flatMap((d) => [...d.values()])).toEqual([false, false, false]);
+    // A pod in a namespace of its own has a profile no one else has: new bodies, new sets, dispatch rules.
+    calc.onEvents([ns('solo'), pod('solo', 'p', '10.0.0.5', { app: 'web' })]);
+    ch = calc.desired.takeChanges();
+    const chains = [...ch.chains].map((k) => k.split('|')[2]!);
+    expect(chains.filter((c) => /^pet-(tw|fw)b-/.test(c))).toHaveLength(2);
+    expect(chains).toEqual(expect.arrayContaining(['pet-from-wl-dispatch', 'pet-to-wl-dispatch']));
+    const from = calc.desired.chains.get('4|filter|pet-from-wl-dispatch')!;
+    expect(from).toHaveLength(4); // 3 egress bodies (prod, dev, solo) + unknown interface
+    expect(from[from.length - 1]).toMatch(/Unknown interface.* -j DROP$/);
+    for (const r of from.slice(0, -1)) expect(r).toMatch(/^-m set --match-set pet-4i:\S+ src,src -g pet-fwb-\S+$/);
+    expect(calc.desired.chains.get('4|filter|pet-to-wl-dispatch')![0]).toMatch(/^-m set --match-set pet-4i:\S+ dst,dst -g pet-twb-\S+$/);
   });
 
   it("a pod's label change touches only the sets whose selectors it affects", () => {
@@ -100,11 +131,12 @@ describe('PolicyCalculator (no kernel)', () => {
   it('a policy that stops matching any local endpoint loses its chain and its sets', () => {
     const calc = base();
     calc.onEvents([pod('prod', 'db', '10.0.0.2', { app: 'cache' })]);
+    const selectorSets = () => [...calc.desired.ipsets.keys()].filter((n) => !n.startsWith('pet-4i:'));
     expect([...calc.desired.chains.keys()].some((k) => k.includes('pet-pi-gnp.g'))).toBe(false);
-    expect(calc.desired.ipsets.size).toBe(0);
+    expect(selectorSets()).toHaveLength(0);
     calc.onEvents([pod('prod', 'db', '10.0.0.2', { app: 'db' })]);
     expect([...calc.desired.chains.keys()].some((k) => k.includes('pet-pi-gnp.g'))).toBe(true);
-    expect(calc.desired.ipsets.size).toBe(2);
+    expect(selectorSets()).toHaveLength(2);
   });
 
   it('a bad update keeps the last good policy and reports the error', () => {

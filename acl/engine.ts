@@ -10,6 +10,7 @@ import { comparePolicies, type NormPolicy, type NormProfile } from './model.js';
 import {
   b64hash,
   defaultRenderConfig,
+  denyTarget,
   familyOfCidr,
   memberOfCidr,
   Names,
@@ -146,9 +147,6 @@ export class PolicyEngine {
     this.dirtyStatic = true;
     this.dirtyDispatch = true;
     this.endpointChainCache.clear();
-    // Interface grouping depends on the prefixes: rebuild it.
-    for (const g of this.wlGroups.keys()) this.dirtyGroups.add(g);
-    this.wlGroups.clear();
     this.heps.clear();
     for (const { input } of this.endpoints.values()) this.dispatchAdd(input);
     for (const k of this.endpoints.keys()) this.dirtyEndpoints.add(k);
@@ -578,21 +576,18 @@ export class PolicyEngine {
 
   private renderEndpoint(key: string): void {
     const st = this.endpoints.get(key);
-    const chainsOf = (kind: 'wep' | 'hep', iface: string) =>
-      kind === 'wep'
-        ? { ingress: this.names.tw(iface), egress: this.names.fw(iface) }
-        : { ingress: this.names.fh(iface), egress: this.names.th(iface) };
     // Drop what an earlier version rendered.
     const prev = this.rendered.get(key);
     const nowLocal = st && st.input.local && st.input.iface ? st : undefined;
     if (prev && (!nowLocal || prev.iface !== nowLocal.input.iface || prev.kind !== nowLocal.input.kind)) {
-      const c = chainsOf(prev.kind, prev.iface);
-      for (const f of this.families) {
-        this.desired.deleteChain(f, 'filter', c.ingress);
-        this.desired.deleteChain(f, 'filter', c.egress);
+      if (prev.kind === 'hep') {
+        for (const f of this.families) {
+          this.desired.deleteChain(f, 'filter', this.names.fh(prev.iface));
+          this.desired.deleteChain(f, 'filter', this.names.th(prev.iface));
+        }
       }
       for (const p of prev.profiles) this.releaseProfile(p, key);
-      for (const b of prev.bodies) this.releaseBody(b);
+      for (const b of prev.bodies) this.releaseBody(b, prev.iface);
       this.rendered.delete(key);
     }
     if (!nowLocal) return;
@@ -608,7 +603,6 @@ export class PolicyEngine {
     this.rendered.set(key, { iface, kind: e.kind, profiles, bodies });
     const pols = [...nowLocal.policies].map((id) => this.policies.get(id)?.policy).filter((p): p is NormPolicy => !!p);
     if (pols.length > 1) pols.sort(comparePolicies);
-    const c = chainsOf(e.kind, iface);
     for (const f of this.families) {
       for (const dir of ['ingress', 'egress'] as const) {
         const policyChains = pols.filter((p) => p[dir]).map((p) => this.policyChain(dir, p.id));
@@ -632,25 +626,27 @@ export class PolicyEngine {
           this.endpointChainCache.set(ck, body);
         }
         if (e.kind === 'hep') {
-          this.desired.setChain(f, 'filter', c[dir], body);
+          this.desired.setChain(f, 'filter', dir === 'ingress' ? this.names.fh(iface) : this.names.th(iface), body);
           continue;
         }
-        // Workloads with the same policies and profiles share one body chain; the
-        // per-workload chain is a single goto into it (a pod add/delete writes 1 rule, not 20).
+        // Workloads with the same policies and profiles share one body chain, reached from
+        // the dispatch chain through the body's interface set: a pod add or delete whose
+        // body already exists is an ipset change only, no iptables write.
         const bodyName = this.bodyChain(dir, `${policyChains.join(',')}|${profileChains.join(',')}`);
-        const bk = `${f}|${bodyName}`;
-        bodies.push(bk);
-        const refs = this.bodyRefs.get(bk) ?? 0;
-        this.bodyRefs.set(bk, refs + 1);
         this.desired.setChain(f, 'filter', bodyName, body);
-        this.desired.setChain(f, 'filter', c[dir], [`-g ${bodyName}`]);
+        bodies.push(`${f}|${bodyName}`);
       }
     }
-    for (const b of oldBodies) this.releaseBody(b);
+    // Join the new bodies before leaving the old ones (same interface: a changed interface
+    // released them above), so the interface is never in no set.
+    for (const b of bodies) if (!oldBodies.includes(b)) this.acquireBody(b, iface);
+    for (const b of oldBodies) if (!bodies.includes(b)) this.releaseBody(b, iface);
   }
 
-  /** Shared workload chain bodies: `<family>|<chain>` → endpoints using it. */
+  /** Shared workload chain bodies: `<family>|<chain>` → references (endpoints using it). */
   private readonly bodyRefs = new Map<string, number>();
+  /** `<family>|<chain>|<iface>` → references (two endpoints may claim one interface). */
+  private readonly bodyMembers = new Map<string, number>();
 
   private readonly bodyNames = new Map<string, string>();
 
@@ -666,15 +662,48 @@ export class PolicyEngine {
     return n;
   }
 
-  private releaseBody(bk: string): void {
+  private bodyMember(f: Family, iface: string): string {
+    return `${f === 4 ? '0.0.0.0/0' : '::/0'},${iface}`;
+  }
+
+  private acquireBody(bk: string, iface: string): void {
+    const i = bk.indexOf('|');
+    const f = Number(bk.slice(0, i)) as Family;
+    const chain = bk.slice(i + 1);
+    const set = this.names.ifaceSet(f, chain);
+    const refs = this.bodyRefs.get(bk) ?? 0;
+    this.bodyRefs.set(bk, refs + 1);
+    if (refs === 0) {
+      this.desired.ensureIpset(set, 'hash:net,iface', f);
+      this.dirtyDispatch = true;
+    }
+    const mk = `${bk}|${iface}`;
+    const m = this.bodyMembers.get(mk) ?? 0;
+    this.bodyMembers.set(mk, m + 1);
+    if (m === 0) this.desired.addMember(set, this.bodyMember(f, iface));
+  }
+
+  private releaseBody(bk: string, iface: string): void {
+    const i = bk.indexOf('|');
+    const f = Number(bk.slice(0, i)) as Family;
+    const chain = bk.slice(i + 1);
+    const set = this.names.ifaceSet(f, chain);
+    const mk = `${bk}|${iface}`;
+    const m = (this.bodyMembers.get(mk) ?? 0) - 1;
+    if (m > 0) this.bodyMembers.set(mk, m);
+    else {
+      this.bodyMembers.delete(mk);
+      this.desired.delMember(set, this.bodyMember(f, iface));
+    }
     const n = (this.bodyRefs.get(bk) ?? 0) - 1;
     if (n > 0) {
       this.bodyRefs.set(bk, n);
       return;
     }
     this.bodyRefs.delete(bk);
-    const i = bk.indexOf('|');
-    this.desired.deleteChain(Number(bk.slice(0, i)) as Family, 'filter', bk.slice(i + 1));
+    this.desired.deleteChain(f, 'filter', chain);
+    this.desired.deleteIpset(set);
+    this.dirtyDispatch = true;
   }
 
   private readonly rendered = new Map<string, { iface: string; kind: 'wep' | 'hep'; profiles: string[]; bodies: string[] }>();
@@ -704,88 +733,48 @@ export class PolicyEngine {
     if (st.users.size === 0) this.dirtyProfiles.add(name);
   }
 
-  // Dispatch: interfaces grouped by the character after the interface prefix; a change
-  // re-renders only its group's chain and the (small) root chains.
-  private readonly wlGroups = new Map<string, Set<string>>();
-  private readonly dirtyGroups = new Set<string>();
+  // Dispatch: workloads through their bodies' interface sets (see renderEndpoint); host
+  // endpoints by interface name.
   private readonly heps = new Set<string>();
   private dirtyHeps = true;
 
-  private groupOf(iface: string): string {
-    const p = this.config.interfacePrefixes.find((x) => iface.startsWith(x)) ?? '';
-    return iface.slice(0, p.length + 1);
-  }
-
   private dispatchAdd(e: EndpointInput): void {
-    if (!e.local || !e.iface) return;
-    if (e.kind === 'hep') {
-      this.heps.add(e.iface);
-      this.dirtyHeps = true;
-      this.dirtyDispatch = true;
-      return;
-    }
-    const g = this.groupOf(e.iface);
-    let set = this.wlGroups.get(g);
-    if (!set) this.wlGroups.set(g, (set = new Set()));
-    set.add(e.iface);
-    this.dirtyGroups.add(g);
+    if (!e.local || !e.iface || e.kind !== 'hep') return;
+    this.heps.add(e.iface);
+    this.dirtyHeps = true;
     this.dirtyDispatch = true;
   }
 
   private dispatchRemove(e: EndpointInput): void {
-    if (!e.local || !e.iface) return;
-    if (e.kind === 'hep') {
-      this.heps.delete(e.iface);
-      this.dirtyHeps = true;
-      this.dirtyDispatch = true;
-      return;
-    }
-    const g = this.groupOf(e.iface);
-    const set = this.wlGroups.get(g);
-    if (!set) return;
-    set.delete(e.iface);
-    if (set.size === 0) this.wlGroups.delete(g);
-    this.dirtyGroups.add(g);
+    if (!e.local || !e.iface || e.kind !== 'hep') return;
+    this.heps.delete(e.iface);
+    this.dirtyHeps = true;
     this.dirtyDispatch = true;
   }
 
   private renderDispatch(): void {
-    const deny = (f: Family) => (this.config.filterDenyAction === 'Reject' ? (f === 4 ? '-j REJECT --reject-with icmp-port-unreachable' : '-j REJECT --reject-with icmp6-port-unreachable') : '-j DROP');
-    const unknown = (f: Family) => `-m comment --comment "Unknown interface" ${deny(f)}`;
-    const sides = [
-      { root: this.names.fromWlDispatch(), child: (c: string) => this.names.fromWlDispatch(c), flag: '-i', chain: (i: string) => this.names.fw(i) },
-      { root: this.names.toWlDispatch(), child: (c: string) => this.names.toWlDispatch(c), flag: '-o', chain: (i: string) => this.names.tw(i) },
-    ];
-    const safe = (g: string) => g.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const unknown = (f: Family) => `-m comment --comment "Unknown interface" ${denyTarget(this.config, f)}`;
+    const bodies = [...this.bodyRefs.keys()].sort();
     for (const f of this.families) {
-      for (const side of sides) {
-        for (const g of this.dirtyGroups) {
-          const members = this.wlGroups.get(g);
-          const name = side.child(safe(g));
-          if (!members || members.size < 2) this.desired.deleteChain(f, 'filter', name);
-          else {
-            const sorted = [...members].sort();
-            this.desired.setChain(f, 'filter', name, [...sorted.map((i) => `${side.flag} ${i} -g ${side.chain(i)}`), unknown(f)]);
-          }
-        }
-        const root: string[] = [];
-        for (const g of [...this.wlGroups.keys()].sort()) {
-          const members = this.wlGroups.get(g)!;
-          if (members.size === 1) {
-            const i = [...members][0]!;
-            root.push(`${side.flag} ${i} -g ${side.chain(i)}`);
-          } else root.push(`${side.flag} ${g}+ -g ${side.child(safe(g))}`);
-        }
-        root.push(unknown(f));
-        this.desired.setChain(f, 'filter', side.root, root);
+      const from: string[] = [];
+      const to: string[] = [];
+      const fp = `${f}|`;
+      for (const bk of bodies) {
+        if (!bk.startsWith(fp)) continue;
+        const chain = bk.slice(fp.length);
+        const set = this.names.ifaceSet(f, chain);
+        // hash:net,iface: `src,src` matches the incoming interface, `dst,dst` the outgoing one.
+        if (chain.startsWith(this.names.prefix + 'fwb-')) from.push(`-m set --match-set ${set} src,src -g ${chain}`);
+        else to.push(`-m set --match-set ${set} dst,dst -g ${chain}`);
       }
+      this.desired.setChain(f, 'filter', this.names.fromWlDispatch(), [...from, unknown(f)]);
+      this.desired.setChain(f, 'filter', this.names.toWlDispatch(), [...to, unknown(f)]);
       if (this.dirtyHeps) {
         const heps = [...this.heps].sort();
         this.desired.setChain(f, 'filter', this.names.fromHostDispatch(), heps.map((i) => `-i ${i} -g ${this.names.fh(i)}`));
         this.desired.setChain(f, 'filter', this.names.toHostDispatch(), heps.map((i) => `-o ${i} -g ${this.names.th(i)}`));
       }
     }
-    this.dirtyGroups.clear();
     this.dirtyHeps = false;
   }
 

@@ -1,6 +1,6 @@
 // Applying DesiredState to the kernel: iptables-save / ipset save to read (validated: garbage
 // fails loudly), minimal diffs, one `iptables-restore --noflush` per table and family, and
-// `ipset restore` before (creates, members) and after (destroys) the rule changes.
+// `ipset restore` before (creates, added members) and after (removed members, destroys) the rule changes.
 //
 // Rules are identified by a hash comment `<tag>:<16 chars>` (tag = prefix without its
 // trailing dash, `pet` by default): base64url(SHA-224(chain + rule + occurrence)), so a rule
@@ -380,22 +380,34 @@ export class IptablesDataplane {
       const fresh = !this.kernel;
       if (!this.kernel) this.kernel = await this.readKernel();
       const kernel = this.kernel;
-      // 1. ipsets: create / re-type / members.
-      const { pre, post } = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
-      // Sets must exist before rules name them; member changes alone run alongside step 2.
-      const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
-      if (pre && !membersOnly) await this.restoreIpset(pre);
-      // 2. iptables, one restore per family and table; IPv4 and IPv6 are separate kernel
-      // tables, restored side by side.
-      await Promise.all([
-        ...(membersOnly ? [this.restoreIpset(pre)] : []),
-        ...this.families.map(async (f) => {
-          for (const t of TABLES) {
-            const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel, fresh);
-            if (input) await this.restoreTable(f, t, input);
-          }
-        }),
-      ]);
+      // 1. ipsets: create / re-type / add members. Member deletions wait until the rules
+      // have changed (a workload moving to another body's interface set must never be in
+      // neither set while the dispatch rule for the new one is written).
+      const { pre, dels, post } = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
+      const tables: Array<{ f: Family; t: Table; input: string }> = [];
+      for (const f of this.families) {
+        for (const t of TABLES) {
+          const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel, fresh);
+          if (input) tables.push({ f, t, input });
+        }
+      }
+      if (!tables.length) {
+        // Membership only (a pod add/delete whose body chains exist): one ipset exec.
+        if (pre || dels) await this.restoreIpset(pre + dels);
+      } else {
+        // Sets must exist before rules name them; added members alone run alongside step 2.
+        const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
+        if (pre && !membersOnly) await this.restoreIpset(pre);
+        // 2. iptables, one restore per family and table; IPv4 and IPv6 are separate kernel
+        // tables, restored side by side.
+        await Promise.all([
+          ...(membersOnly ? [this.restoreIpset(pre)] : []),
+          ...this.families.map(async (f) => {
+            for (const x of tables) if (x.f === f) await this.restoreTable(x.f, x.t, x.input);
+          }),
+        ]);
+        if (dels) await this.restoreIpset(dels);
+      }
       // 3. ipsets no longer referenced.
       if (post) {
         try {
@@ -460,8 +472,9 @@ export class IptablesDataplane {
     full: Set<string>,
     deltas: Map<string, Map<string, boolean>>,
     kernel: KernelView,
-  ): { pre: string; post: string } {
+  ): { pre: string; dels: string; post: string } {
     const pre: string[] = [];
+    const dels: string[] = [];
     const post: string[] = [];
     const maxelem = this.opts.maxIpsetSize ?? desired.maxIpsetSize;
     const create = (name: string, type: IpsetType, family: Family) =>
@@ -491,7 +504,7 @@ export class IptablesDataplane {
         pre.push(`swap ${name} ${tmp}`, `destroy ${tmp}`);
         kernel.ipsets.set(name, { type: want.type, family: fam, maxelem, members: new Set(want.members) });
       } else {
-        for (const m of have.members) if (!want.members.has(m)) pre.push(`del ${name} ${m}`);
+        for (const m of have.members) if (!want.members.has(m)) dels.push(`del ${name} ${m}`);
         for (const m of want.members) if (!have.members.has(m)) pre.push(`add ${name} ${m}`);
         have.members = new Set(want.members);
       }
@@ -505,7 +518,7 @@ export class IptablesDataplane {
           pre.push(`add ${name} ${m}`);
           have.members.add(m);
         } else if (!add && have.members.has(m)) {
-          pre.push(`del ${name} ${m}`);
+          dels.push(`del ${name} ${m}`);
           have.members.delete(m);
         }
       }
@@ -517,7 +530,8 @@ export class IptablesDataplane {
         kernel.ipsets.delete(name);
       }
     }
-    return { pre: pre.length ? pre.join('\n') + '\n' : '', post: post.length ? post.join('\n') + '\n' : '' };
+    const text = (l: string[]) => (l.length ? l.join('\n') + '\n' : '');
+    return { pre: text(pre), dels: text(dels), post: text(post) };
   }
 
   private tableRestore(desired: DesiredState, f: Family, t: Table, dirty: Set<ChainKey>, dirtyHooks: Set<ChainKey>, kernel: KernelView, fresh: boolean): string {

@@ -106,25 +106,17 @@ export class Names {
   get failsafeOut(): string {
     return this.prefix + 'failsafe-out';
   }
-  fromWlDispatch(suffix = ''): string {
-    return this.prefix + 'from-wl-dispatch' + (suffix ? `-${suffix}` : '');
+  fromWlDispatch(): string {
+    return this.prefix + 'from-wl-dispatch';
   }
-  toWlDispatch(suffix = ''): string {
-    return this.prefix + 'to-wl-dispatch' + (suffix ? `-${suffix}` : '');
+  toWlDispatch(): string {
+    return this.prefix + 'to-wl-dispatch';
   }
   fromHostDispatch(): string {
     return this.prefix + 'from-host-endpoint';
   }
   toHostDispatch(): string {
     return this.prefix + 'to-host-endpoint';
-  }
-  /** ingress of a workload (to workload). */
-  tw(iface: string): string {
-    return chainName(this.prefix + 'tw-', iface);
-  }
-  /** egress of a workload (from workload). */
-  fw(iface: string): string {
-    return chainName(this.prefix + 'fw-', iface);
   }
   th(iface: string): string {
     return chainName(this.prefix + 'th-', iface);
@@ -150,6 +142,10 @@ export class Names {
     const kind = id.slice(0, colon);
     const code = kind === 's' ? 's' : kind === 'n' ? 'n' : 'c';
     return `${head}${code}:${b64hash('sha224', id)}`.slice(0, MAX_IPSET_NAME);
+  }
+  /** The `hash:net,iface` set of the workload interfaces dispatched to a shared body chain. */
+  ifaceSet(family: Family, bodyChain: string): string {
+    return `${this.prefix}${family}i:${b64hash('sha224', bodyChain)}`.slice(0, MAX_IPSET_NAME);
   }
   /** Temporary set names used for swaps. */
   tempIpset(family: Family, n: number): string {
@@ -320,7 +316,7 @@ export function renderRule(rule: NormRule, ctx: RuleRenderContext): string[] {
   return out;
 }
 
-function denyTarget(cfg: RenderConfig, f: Family): string {
+export function denyTarget(cfg: RenderConfig, f: Family): string {
   if (cfg.filterDenyAction === 'Reject') return f === 4 ? '-j REJECT --reject-with icmp-port-unreachable' : '-j REJECT --reject-with icmp6-port-unreachable';
   return '-j DROP';
 }
@@ -376,45 +372,6 @@ export function renderEndpointChain(e: EndpointChainInput, cfg: RenderConfig, f:
   }
   out.push(`${comment('Drop if no profiles matched')} ${denyTarget(cfg, f)}`);
   return out;
-}
-
-/**
- * Dispatch chains by interface: a prefix tree one level deep below the interface prefix
- * (`-i cali1+ -g <dispatch>-1`), a lone interface jumps straight to its chain; unknown
- * interfaces are dropped. Returns chain name → rules.
- */
-export function renderDispatch(
-  root: string,
-  child: (c: string) => string,
-  flag: '-i' | '-o',
-  ifaces: Array<{ iface: string; chain: string }>,
-  prefixes: string[],
-  f: Family,
-  cfg: RenderConfig,
-): Map<string, string[]> {
-  const chains = new Map<string, string[]>();
-  const groups = new Map<string, Array<{ iface: string; chain: string }>>();
-  const sorted = [...ifaces].sort((a, b) => (a.iface < b.iface ? -1 : a.iface > b.iface ? 1 : 0));
-  for (const e of sorted) {
-    const p = prefixes.find((x) => e.iface.startsWith(x)) ?? '';
-    const key = e.iface.slice(0, p.length + 1);
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = []));
-    g.push(e);
-  }
-  const rootRules: string[] = [];
-  for (const [key, g] of groups) {
-    if (g.length === 1) {
-      rootRules.push(`${flag} ${g[0]!.iface} -g ${g[0]!.chain}`);
-      continue;
-    }
-    const name = child(key.replace(/[^A-Za-z0-9_.-]/g, '_'));
-    rootRules.push(`${flag} ${key}+ -g ${name}`);
-    chains.set(name, [...g.map((e) => `${flag} ${e.iface} -g ${e.chain}`), `${comment('Unknown interface')} ${denyTarget(cfg, f)}`]);
-  }
-  rootRules.push(`${comment('Unknown interface')} ${denyTarget(cfg, f)}`);
-  chains.set(root, rootRules);
-  return chains;
 }
 
 export interface StaticInput {

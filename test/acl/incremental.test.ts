@@ -1,5 +1,6 @@
-// Incremental apply against a real kernel (in a netns): one pod added changes only its own
-// chains, the dispatch chains and the members of the sets that select it; other software's
+// Incremental apply against a real kernel (in a netns): a pod added next to others like it
+// changes ipset members only; a new combination of policies adds its body chains and one
+// dispatch rule per side; other software's
 // chains and sets survive every apply; drift is repaired on resync; garbage from
 // iptables-save fails loudly and writes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,28 +104,42 @@ describe('incremental apply in a real netns', () => {
     expect(s).toContain(':pet-pi-knp.prod.db');
   });
 
-  it('adding one pod touches only its chains, the dispatch chains and its set memberships', async () => {
+  it('adding a pod like an existing one is one ipset restore: its address and its interface, no rule written', async () => {
     restores.length = 0;
     calc.onEvents([podEvent('prod', 'web-2', '10.65.1.5', { app: 'web' })]);
     await dp.apply(calc.desired);
-    const ipset = restores.filter(([w]) => w === 'ipset').map(([, i]) => i).join('');
-    const ipsetLines = ipset.trim().split('\n');
-    // Only the "from app=web" selector set gains the new address; no create, no destroy.
-    expect(ipsetLines).toHaveLength(1);
-    expect(ipsetLines[0]).toMatch(/^add pet-4s:\S+ 10\.65\.1\.5$/);
-    const filter4 = restores.find(([w]) => w === '4|filter')![1];
-    const touched = new Set([...filter4.matchAll(/^(?::(\S+)|-[ADIX] (\S+))/gm)].map((m) => m[1] ?? m[2]));
-    const newChains = [...touched].filter((c) => c!.startsWith('pet-tw-') || c!.startsWith('pet-fw-'));
-    expect(newChains).toHaveLength(2);
-    expect([...touched].sort()).toEqual([...newChains, 'pet-from-wl-dispatch', 'pet-to-wl-dispatch'].sort());
-    // Dispatch chains get one inserted rule each, not a rewrite.
-    expect(filter4.match(/^-I pet-(from|to)-wl-dispatch \d+ /gm)).toHaveLength(2);
-    expect(filter4).not.toMatch(/^:pet-(from|to)-wl-dispatch/m);
-    // No nat change at all.
-    expect(restores.some(([w]) => w.endsWith('|nat'))).toBe(false);
+    expect(restores.map(([w]) => w)).toEqual(['ipset']);
+    const lines = restores[0]![1].trim().split('\n').sort();
+    // The "from app=web" selector set gains the address; the bodies' interface sets (ingress
+    // and egress, IPv4 and IPv6) gain the interface. No create, no destroy.
+    expect(lines).toHaveLength(5);
+    expect(lines.filter((l) => /^add pet-4s:\S+ 10\.65\.1\.5$/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /^add pet-4i:\S+ 0\.0\.0\.0\/0,cali\w+$/.test(l))).toHaveLength(2);
+    expect(lines.filter((l) => /^add pet-6i:\S+ ::\/0,cali\w+$/.test(l))).toHaveLength(2);
     const s = await save();
     expect(s).toMatch(/-A INPUT -j FOREIGN-CHAIN/);
     expect(s).toContain('-A FOREIGN-CHAIN -p tcp -m tcp --dport 7777 -j ACCEPT');
+  });
+
+  it('a pod with a new combination of policies gets body chains and one dispatch rule per side, its sets created first', async () => {
+    restores.length = 0;
+    calc.onEvents([nsEvent('solo'), podEvent('solo', 'p', '10.65.1.9', { app: 'web' })]);
+    await dp.apply(calc.desired);
+    const kinds = restores.map(([w]) => w);
+    // Sets (with the interface in them) before the rules naming them.
+    expect(kinds[0]).toBe('ipset');
+    expect(restores[0]![1]).toMatch(/^create pet-4i:\S+ hash:net,iface family inet /m);
+    const filter4 = restores.find(([w]) => w === '4|filter')![1];
+    const touched = new Set([...filter4.matchAll(/^(?::(\S+)|-[ADIX] (\S+))/gm)].map((m) => m[1] ?? m[2]));
+    const bodies = [...touched].filter((c) => /^pet-(tw|fw)b-/.test(c!));
+    expect(bodies).toHaveLength(2);
+    expect([...touched].sort()).toEqual([...bodies, 'pet-from-wl-dispatch', 'pet-to-wl-dispatch', 'pet-pri-kns.solo', 'pet-pro-kns.solo'].sort());
+    // Dispatch chains get one inserted rule each, not a rewrite.
+    expect(filter4.match(/^-I pet-(from|to)-wl-dispatch \d+ /gm)).toHaveLength(2);
+    expect(filter4).not.toMatch(/^:pet-(from|to)-wl-dispatch/m);
+    expect(restores.some(([w]) => w.endsWith('|nat'))).toBe(false);
+    const s = await save();
+    expect(s).toMatch(/-A pet-from-wl-dispatch -m comment --comment "pet:\S+" -m set --match-set pet-4i:\S+ src,src -g pet-fwb-/);
   });
 
   it('an unchanged state applies nothing', async () => {
@@ -134,25 +149,41 @@ describe('incremental apply in a real netns', () => {
     expect(restores).toEqual([]);
   });
 
-  it('deleting the pod removes its chains and memberships only; other sets survive', async () => {
+  it('deleting the pod removes its memberships only, in one ipset restore; other sets survive', async () => {
     restores.length = 0;
     const key = `WorkloadEndpoint/prod/${NODE.replace(/-/g, '--')}-k8s-web--2-eth0`;
     calc.onEvents([{ type: 'delete', kind: 'WorkloadEndpoint', key }]);
     await dp.apply(calc.desired);
-    const ipset = restores.filter(([w]) => w === 'ipset').map(([, i]) => i).join('').trim().split('\n');
-    expect(ipset).toHaveLength(1);
-    expect(ipset[0]).toMatch(/^del pet-4s:\S+ 10\.65\.1\.5$/);
-    const filter4 = restores.find(([w]) => w === '4|filter')![1];
-    expect(filter4.match(/^-X pet-(tw|fw)-cali\w+$/gm)).toHaveLength(2);
+    expect(restores.map(([w]) => w)).toEqual(['ipset']);
+    const ipset = restores[0]![1].trim().split('\n');
+    expect(ipset).toHaveLength(5);
+    expect(ipset.every((l) => l.startsWith('del '))).toBe(true);
+    expect(ipset.filter((l) => /^del pet-4s:\S+ 10\.65\.1\.5$/.test(l))).toHaveLength(1);
     const sets = (await ns.exec('ipset', ['list', '-n'])).stdout;
     expect(sets).toContain('foreign-set');
     const s = await save();
     expect(s).toMatch(/-A INPUT -j FOREIGN-CHAIN/);
   });
 
+  it('deleting the last pod of a combination removes its bodies and dispatch rules, then its sets', async () => {
+    restores.length = 0;
+    const key = `WorkloadEndpoint/solo/${NODE.replace(/-/g, '--')}-k8s-p-eth0`;
+    calc.onEvents([{ type: 'delete', kind: 'WorkloadEndpoint', key }]);
+    await dp.apply(calc.desired);
+    const kinds = restores.map(([w]) => w);
+    expect(kinds.indexOf('4|filter')).toBeGreaterThanOrEqual(0);
+    // The sets go after the rules that named them.
+    const destroy = restores.findIndex(([w, i]) => w === 'ipset' && /^destroy pet-4i:/m.test(i));
+    expect(destroy).toBeGreaterThan(kinds.indexOf('4|filter'));
+    const filter4 = restores.find(([w]) => w === '4|filter')![1];
+    expect(filter4.match(/^-X pet-(tw|fw)b-\S+$/gm)).toHaveLength(2);
+    expect(filter4.match(/^-D pet-(from|to)-wl-dispatch \d+$/gm)).toHaveLength(2);
+    expect((await ns.exec('ipset', ['list', '-n'])).stdout).toContain('foreign-set');
+  });
+
   it('resync repairs drift in our chains and leaves the foreign chain alone', async () => {
     await ns.exec('iptables', ['-D', 'pet-FORWARD', '1']);
-    await ns.exec('iptables', ['-I', 'pet-tw-' + (await save()).match(/:pet-tw-(\S+)/)![1], '1', '-j', 'ACCEPT']);
+    await ns.exec('iptables', ['-I', 'pet-twb-' + (await save()).match(/:pet-twb-(\S+)/)![1], '1', '-j', 'ACCEPT']);
     const input = (await save()).split('\n').filter((l) => l.startsWith('-A INPUT'));
     await ns.exec('iptables', ['-D', 'INPUT', String(input.findIndex((l) => l.includes('-j pet-INPUT')) + 1)]);
     expect(await save()).not.toMatch(/-j pet-INPUT/);
@@ -160,7 +191,7 @@ describe('incremental apply in a real netns', () => {
     const s = await save();
     expect(s).toMatch(/-A INPUT .*-j pet-INPUT/);
     expect(s).toMatch(/-A pet-FORWARD .*-j MARK --set-xmark 0x0\/0x30000/);
-    expect(s).not.toMatch(/-A pet-tw-\S+ -j ACCEPT$/m);
+    expect(s).not.toMatch(/-A pet-twb-\S+ -j ACCEPT$/m);
     expect(s).toMatch(/-A INPUT -j FOREIGN-CHAIN/);
     // A second resync finds nothing to do.
     restores.length = 0;
