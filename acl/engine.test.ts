@@ -181,4 +181,22 @@ describe('PolicyCalculator (no kernel)', () => {
     expect(calc.desired.chains.get('4|filter|pet-from-host-endpoint')).toEqual(['-i eth0 -g pet-fh-eth0']);
     expect(calc.desired.chains.get('4|filter|pet-INPUT')).toContain('-j pet-from-host-endpoint');
   });
+
+  it('a body with more than 64 interfaces spreads them over several sets, each with its dispatch rule', () => {
+    const calc = base();
+    const evs: DatastoreEvent[] = [];
+    for (let k = 0; k < 130; k++) evs.push(pod('prod', `w${k}`, `10.1.0.${k}`, { app: 'web' }));
+    calc.onEvents(evs);
+    const from = calc.desired.chains.get('4|filter|pet-from-wl-dispatch')!;
+    // The 131 web workloads in prod and prod/db (its policy is ingress only) share one egress body: 64 + 64 + 4.
+    const byTarget = new Map<string, string[]>();
+    for (const r of from.slice(0, -1)) byTarget.set(r.split(' ').pop()!, [...(byTarget.get(r.split(' ').pop()!) ?? []), r.split(' ')[3]!]);
+    const web = [...byTarget.values()].sort((a, b) => b.length - a.length)[0]!;
+    expect(web.map((n) => calc.desired.ipsets.get(n)!.members.size)).toEqual([64, 64, 4]);
+    // Deleting workloads frees slots that later workloads reuse; the sets stay while the body lives.
+    calc.onEvents([{ type: 'delete', kind: 'WorkloadEndpoint', key: (pod('prod', 'w0', '10.1.0.0', {}) as { key: string }).key }]);
+    calc.desired.takeChanges();
+    calc.onEvents([pod('prod', 'w999', '10.1.3.1', { app: 'web' })]);
+    expect(calc.desired.takeChanges().chains.size).toBe(0);
+  });
 });

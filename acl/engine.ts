@@ -96,6 +96,22 @@ interface ProfileState {
   setKeys: string[];
 }
 
+interface BodyState {
+  /** endpoints using the body. */
+  refs: number;
+  /** interface sets: each holds at most IFACES_PER_SET interfaces. */
+  shards: Array<Set<string>>;
+  /** interface → its set and how many endpoints claim it. */
+  where: Map<string, { shard: number; count: number }>;
+}
+
+/**
+ * A hash:net,iface set hashes only the net, so every `0.0.0.0/0,<iface>` entry lands in one
+ * bucket, and the kernel stops a bucket at 64 entries ("Hash is full"). Past that, a body's
+ * interfaces go on in another set (and dispatch rule).
+ */
+export const IFACES_PER_SET = 64;
+
 const EP = 'ep:';
 const NS = 'ns:';
 const POLSEL = 'pol:';
@@ -643,10 +659,8 @@ export class PolicyEngine {
     for (const b of oldBodies) if (!bodies.includes(b)) this.releaseBody(b, iface);
   }
 
-  /** Shared workload chain bodies: `<family>|<chain>` → references (endpoints using it). */
-  private readonly bodyRefs = new Map<string, number>();
-  /** `<family>|<chain>|<iface>` → references (two endpoints may claim one interface). */
-  private readonly bodyMembers = new Map<string, number>();
+  /** Shared workload chain bodies in use: `<family>|<chain>` → its users and interface sets. */
+  private readonly bodies = new Map<string, BodyState>();
 
   private readonly bodyNames = new Map<string, string>();
 
@@ -670,39 +684,41 @@ export class PolicyEngine {
     const i = bk.indexOf('|');
     const f = Number(bk.slice(0, i)) as Family;
     const chain = bk.slice(i + 1);
-    const set = this.names.ifaceSet(f, chain);
-    const refs = this.bodyRefs.get(bk) ?? 0;
-    this.bodyRefs.set(bk, refs + 1);
-    if (refs === 0) {
-      this.desired.ensureIpset(set, 'hash:net,iface', f);
+    let b = this.bodies.get(bk);
+    if (!b) this.bodies.set(bk, (b = { refs: 0, shards: [], where: new Map() }));
+    b.refs++;
+    const w = b.where.get(iface);
+    if (w) {
+      w.count++;
+      return;
+    }
+    let k = b.shards.findIndex((sh) => sh.size < IFACES_PER_SET);
+    if (k < 0) {
+      k = b.shards.push(new Set()) - 1;
+      this.desired.ensureIpset(this.names.ifaceSet(f, chain, k), 'hash:net,iface', f);
       this.dirtyDispatch = true;
     }
-    const mk = `${bk}|${iface}`;
-    const m = this.bodyMembers.get(mk) ?? 0;
-    this.bodyMembers.set(mk, m + 1);
-    if (m === 0) this.desired.addMember(set, this.bodyMember(f, iface));
+    b.shards[k]!.add(iface);
+    b.where.set(iface, { shard: k, count: 1 });
+    this.desired.addMember(this.names.ifaceSet(f, chain, k), this.bodyMember(f, iface));
   }
 
   private releaseBody(bk: string, iface: string): void {
+    const b = this.bodies.get(bk);
+    if (!b) return;
     const i = bk.indexOf('|');
     const f = Number(bk.slice(0, i)) as Family;
     const chain = bk.slice(i + 1);
-    const set = this.names.ifaceSet(f, chain);
-    const mk = `${bk}|${iface}`;
-    const m = (this.bodyMembers.get(mk) ?? 0) - 1;
-    if (m > 0) this.bodyMembers.set(mk, m);
-    else {
-      this.bodyMembers.delete(mk);
-      this.desired.delMember(set, this.bodyMember(f, iface));
+    const w = b.where.get(iface);
+    if (w && --w.count === 0) {
+      b.where.delete(iface);
+      b.shards[w.shard]!.delete(iface);
+      this.desired.delMember(this.names.ifaceSet(f, chain, w.shard), this.bodyMember(f, iface));
     }
-    const n = (this.bodyRefs.get(bk) ?? 0) - 1;
-    if (n > 0) {
-      this.bodyRefs.set(bk, n);
-      return;
-    }
-    this.bodyRefs.delete(bk);
+    if (--b.refs > 0) return;
+    this.bodies.delete(bk);
     this.desired.deleteChain(f, 'filter', chain);
-    this.desired.deleteIpset(set);
+    for (let k = 0; k < b.shards.length; k++) this.desired.deleteIpset(this.names.ifaceSet(f, chain, k));
     this.dirtyDispatch = true;
   }
 
@@ -754,7 +770,7 @@ export class PolicyEngine {
 
   private renderDispatch(): void {
     const unknown = (f: Family) => `-m comment --comment "Unknown interface" ${denyTarget(this.config, f)}`;
-    const bodies = [...this.bodyRefs.keys()].sort();
+    const bodies = [...this.bodies.keys()].sort();
     for (const f of this.families) {
       const from: string[] = [];
       const to: string[] = [];
@@ -762,10 +778,13 @@ export class PolicyEngine {
       for (const bk of bodies) {
         if (!bk.startsWith(fp)) continue;
         const chain = bk.slice(fp.length);
-        const set = this.names.ifaceSet(f, chain);
+        const egress = chain.startsWith(this.names.prefix + 'fwb-');
         // hash:net,iface: `src,src` matches the incoming interface, `dst,dst` the outgoing one.
-        if (chain.startsWith(this.names.prefix + 'fwb-')) from.push(`-m set --match-set ${set} src,src -g ${chain}`);
-        else to.push(`-m set --match-set ${set} dst,dst -g ${chain}`);
+        for (let k = 0; k < this.bodies.get(bk)!.shards.length; k++) {
+          const set = this.names.ifaceSet(f, chain, k);
+          if (egress) from.push(`-m set --match-set ${set} src,src -g ${chain}`);
+          else to.push(`-m set --match-set ${set} dst,dst -g ${chain}`);
+        }
       }
       this.desired.setChain(f, 'filter', this.names.fromWlDispatch(), [...from, unknown(f)]);
       this.desired.setChain(f, 'filter', this.names.toWlDispatch(), [...to, unknown(f)]);

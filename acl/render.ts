@@ -143,9 +143,9 @@ export class Names {
     const code = kind === 's' ? 's' : kind === 'n' ? 'n' : 'c';
     return `${head}${code}:${b64hash('sha224', id)}`.slice(0, MAX_IPSET_NAME);
   }
-  /** The `hash:net,iface` set of the workload interfaces dispatched to a shared body chain. */
-  ifaceSet(family: Family, bodyChain: string): string {
-    return `${this.prefix}${family}i:${b64hash('sha224', bodyChain)}`.slice(0, MAX_IPSET_NAME);
+  /** The `hash:net,iface` sets (shard 0, 1, ...) of the workload interfaces dispatched to a shared body chain. */
+  ifaceSet(family: Family, bodyChain: string, shard: number): string {
+    return `${this.prefix}${family}i:${b64hash('sha224', shard ? `${bodyChain}/${shard}` : bodyChain)}`.slice(0, MAX_IPSET_NAME);
   }
   /** Temporary set names used for swaps. */
   tempIpset(family: Family, n: number): string {

@@ -220,4 +220,23 @@ describe('incremental apply in a real netns', () => {
     // The real state is untouched.
     expect(await save()).toMatch(/-A INPUT .*-j pet-INPUT/);
   });
+
+  it('more workloads of one kind than a kernel hash:net,iface bucket holds (64) go on in a second set and dispatch rule', async () => {
+    const evs: DatastoreEvent[] = [];
+    for (let k = 0; k < 70; k++) evs.push(podEvent('prod', `many-${k}`, `10.66.0.${k + 1}`, { app: 'other' }));
+    calc.onEvents(evs);
+    await dp.apply(calc.desired);
+    const s = await save();
+    const body = s.match(/-A pet-from-wl-dispatch .*-g (pet-fwb-\S+)/g)!;
+    const sets = (await ns.exec('ipset', ['list', '-n'])).stdout.split('\n').filter((n) => n.startsWith('pet-4i:'));
+    const sizes = await Promise.all(sets.map(async (n) => (await ns.exec('ipset', ['list', n])).stdout.match(/Number of entries: (\d+)/)![1]));
+    // Over 70 workloads share the egress body (all but db have no egress policy): no set
+    // beyond 64, and that body is reached through two sets.
+    expect(Math.max(...sizes.map(Number))).toBe(64);
+    const targets = body.map((r) => r.split(' ').pop());
+    expect(targets.filter((t) => targets.indexOf(t) !== targets.lastIndexOf(t))).toHaveLength(2);
+    // The last workload is in the kernel's sets.
+    const iface = ((podEvent('prod', 'many-69', '10.66.0.70', {}) as { resource: Resource }).resource.spec as { interfaceName: string }).interfaceName;
+    expect((await ns.exec('ipset', ['save'])).stdout).toContain(`,${iface}`);
+  });
 });
