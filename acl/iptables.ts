@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { counter, gauge, histogram } from '../agent/metrics.js';
+import { defaultSpawner, IpsetSession, type SessionSpawner } from './ipset-session.js';
 import { logger, type Logger } from '../agent/log.js';
 import { chainKey, splitChainKey, TABLES, type ChainKey, type DesiredState, type IpsetType } from './desired.js';
 import { b64hash, DEFAULT_PREFIX, Names, type Family, type Table } from './render.js';
@@ -265,7 +266,15 @@ export interface IptablesDataplaneOptions {
   maxIpsetSize?: number;
   /** Called with every restore input, for tests and debugging. */
   onRestore?: (what: string, input: string) => void;
+  /**
+   * Starts the long-lived `ipset -` session used for small member changes; `false` sends
+   * everything through `ipset restore`. Default: on when commands run directly (no `exec`).
+   */
+  ipsetSession?: SessionSpawner | false;
 }
+
+/** Member changes up to this many lines go through the ipset session; more through `ipset restore`. */
+const SESSION_MAX_LINES = 256;
 
 export interface DataplaneStatus {
   backend?: Backend;
@@ -301,12 +310,16 @@ export class IptablesDataplane {
   private tempCounter = 0;
   private readonly st: DataplaneStatus = { applied: false, applying: false, applies: 0, errors: 0, chains: 0, rules: 0, ipsets: 0, ipsetMembers: 0 };
 
+  private readonly session?: IpsetSession;
+
   constructor(private readonly opts: IptablesDataplaneOptions = {}) {
     this.names = new Names(opts.prefix ?? DEFAULT_PREFIX);
     this.families = opts.ipVersions ?? [4, 6];
     this.log = opts.log ?? logger('iptables');
     this.exec = opts.exec ?? defaultExec;
     if (opts.backend && opts.backend !== 'auto') this.backend = opts.backend;
+    const spawner = opts.ipsetSession ?? (this.exec === defaultExec ? defaultSpawner : false);
+    if (spawner) this.session = new IpsetSession(spawner, this.log);
   }
 
   /** Detects the backend and starts the periodic resync (which re-applies the last desired state). */
@@ -328,6 +341,7 @@ export class IptablesDataplane {
 
   stop(): void {
     this.started = false;
+    this.session?.close();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.timer) clearInterval(this.timer);
@@ -392,8 +406,8 @@ export class IptablesDataplane {
         }
       }
       if (!tables.length) {
-        // Membership only (a pod add/delete whose body chains exist): one ipset exec.
-        if (pre || dels) await this.restoreIpset(pre + dels);
+        // Membership only (a pod add/delete whose body chains exist).
+        if (pre || dels) await this.changeMembers(pre + dels);
       } else {
         // Sets must exist before rules name them; added members alone run alongside step 2.
         const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
@@ -401,12 +415,12 @@ export class IptablesDataplane {
         // 2. iptables, one restore per family and table; IPv4 and IPv6 are separate kernel
         // tables, restored side by side.
         await Promise.all([
-          ...(membersOnly ? [this.restoreIpset(pre)] : []),
+          ...(membersOnly ? [this.changeMembers(pre)] : []),
           ...this.families.map(async (f) => {
             for (const x of tables) if (x.f === f) await this.restoreTable(x.f, x.t, x.input);
           }),
         ]);
-        if (dels) await this.restoreIpset(dels);
+        if (dels) await this.changeMembers(dels);
       }
       // 3. ipsets no longer referenced.
       if (post) {
@@ -452,19 +466,22 @@ export class IptablesDataplane {
   }
 
   private async readKernel(): Promise<KernelView> {
-    const tables = new Map<string, TableState>();
-    for (const f of this.families) {
+    // Every table and the ipsets at once: separate processes, separate kernel tables.
+    const reads = this.families.flatMap((f) => {
       const bin = binaries(this.backend!, f);
-      for (const t of TABLES) {
+      return TABLES.map(async (t) => {
         const r = await this.exec(bin.save, ['-t', t]);
         if (r.code !== 0) throw new DataplaneReadError(`${bin.save} -t ${t} exited ${r.code}: ${r.stderr.trim()}`);
         if (/incompatible|use 'nft' tool/i.test(r.stderr)) throw new DataplaneReadError(`${bin.save} -t ${t}: ${r.stderr.trim()}`);
-        tables.set(`${f}|${t}`, parseIptablesSave(r.stdout, t, this.names));
-      }
-    }
-    const r = await this.exec('ipset', ['save']);
-    if (r.code !== 0) throw new DataplaneReadError(`ipset save exited ${r.code}: ${r.stderr.trim()}`);
-    return { tables, ipsets: parseIpsetSave(r.stdout, this.names) };
+        return [`${f}|${t}`, parseIptablesSave(r.stdout, t, this.names)] as const;
+      });
+    });
+    const sets = this.exec('ipset', ['save']).then((r) => {
+      if (r.code !== 0) throw new DataplaneReadError(`ipset save exited ${r.code}: ${r.stderr.trim()}`);
+      return parseIpsetSave(r.stdout, this.names);
+    });
+    const [tables, ipsets] = await Promise.all([Promise.all(reads), sets]);
+    return { tables: new Map(tables), ipsets };
   }
 
   private ipsetRestore(
@@ -632,7 +649,7 @@ export class IptablesDataplane {
     const n = chain.slice(this.names.prefix.length);
     if (/^[A-Z]/.test(n) || n === 'wl-to-host' || n === 'nat-outgoing') return 0;
     if (n.includes('dispatch') || n.endsWith('host-endpoint')) return 1;
-    if (/^(tw|fw|th|fh)-/.test(n)) return 2;
+    if (/^(th|fh)-/.test(n)) return 2;
     if (/^(twb|fwb)-/.test(n)) return 3;
     if (/^(pi|po|pri|pro)-/.test(n)) return 4;
     return 5;
@@ -655,6 +672,26 @@ export class IptablesDataplane {
         restoreErrors.inc({ family: String(f), table: t });
         throw new DataplaneWriteError(`${bin.restore} (${t}, IPv${f}) exited ${r.code}: ${r.stderr.trim().slice(0, 2000)}`);
       }
+    } finally {
+      end();
+    }
+  }
+
+  /** add/del lines: through the ipset session when small, else `ipset restore`. */
+  private async changeMembers(input: string): Promise<void> {
+    const session = this.session;
+    if (!session || session.unusable || /^(?!add |del )/m.test(input.slice(0, -1))) return this.restoreIpset(input);
+    let lines = 0;
+    for (let i = input.indexOf('\n'); i >= 0 && lines <= SESSION_MAX_LINES; i = input.indexOf('\n', i + 1)) lines++;
+    if (lines > SESSION_MAX_LINES) return this.restoreIpset(input);
+    this.opts.onRestore?.('ipset-session', input);
+    const end = restoreSeconds.startTimer({ family: 'any', table: 'ipset-session' });
+    try {
+      await session.run(input);
+    } catch (e) {
+      if (session.unusable) return this.restoreIpset(input);
+      restoreErrors.inc({ family: 'any', table: 'ipset-session' });
+      throw new DataplaneWriteError((e as Error).message);
     } finally {
       end();
     }

@@ -9,6 +9,7 @@ import { PolicyCalculator } from '../../agent/calc/policy.js';
 import { workloadEndpointFromPod, profileFromNamespace } from '../../datastore/derive.js';
 import type { DatastoreEvent, Resource } from '../../datastore/index.js';
 import { NetNs, requireRoot } from '../netns.js';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 
 requireRoot();
 
@@ -54,7 +55,13 @@ describe('incremental apply in a real netns', () => {
     await ns.exec('ipset', ['create', 'foreign-set', 'hash:ip']);
     await ns.exec('ipset', ['add', 'foreign-set', '192.168.77.1']);
     calc = new PolicyCalculator({ nodeName: NODE, ipVersions: [4, 6] });
-    dp = new IptablesDataplane({ ipVersions: [4, 6], exec, refreshIntervalMs: 0, onRestore: (w, i) => restores.push([w, i]) });
+    dp = new IptablesDataplane({
+      ipVersions: [4, 6],
+      exec,
+      refreshIntervalMs: 0,
+      onRestore: (w, i) => restores.push([w, i]),
+      ipsetSession: (argv) => ns.spawn(argv[0]!, argv.slice(1)) as ChildProcessWithoutNullStreams,
+    });
     calc.onEvents([
       nsEvent('prod'),
       podEvent('prod', 'db', '10.65.1.2', { app: 'db' }, [{ name: 'pg', containerPort: 5432 }]),
@@ -104,11 +111,11 @@ describe('incremental apply in a real netns', () => {
     expect(s).toContain(':pet-pi-knp.prod.db');
   });
 
-  it('adding a pod like an existing one is one ipset restore: its address and its interface, no rule written', async () => {
+  it('adding a pod like an existing one is one batch in the ipset session: its address and its interface, no rule written', async () => {
     restores.length = 0;
     calc.onEvents([podEvent('prod', 'web-2', '10.65.1.5', { app: 'web' })]);
     await dp.apply(calc.desired);
-    expect(restores.map(([w]) => w)).toEqual(['ipset']);
+    expect(restores.map(([w]) => w)).toEqual(['ipset-session']);
     const lines = restores[0]![1].trim().split('\n').sort();
     // The "from app=web" selector set gains the address; the bodies' interface sets (ingress
     // and egress, IPv4 and IPv6) gain the interface. No create, no destroy.
@@ -116,6 +123,10 @@ describe('incremental apply in a real netns', () => {
     expect(lines.filter((l) => /^add pet-4s:\S+ 10\.65\.1\.5$/.test(l))).toHaveLength(1);
     expect(lines.filter((l) => /^add pet-4i:\S+ 0\.0\.0\.0\/0,cali\w+$/.test(l))).toHaveLength(2);
     expect(lines.filter((l) => /^add pet-6i:\S+ ::\/0,cali\w+$/.test(l))).toHaveLength(2);
+    // In the kernel.
+    const saved = (await ns.exec('ipset', ['save'])).stdout;
+    expect(saved).toMatch(/^add pet-4s:\S+ 10\.65\.1\.5$/m);
+    expect(saved.match(/^add pet-[46]i:\S+ (0\.0\.0\.0|::)\/0,cali\w+$/gm)!.length).toBeGreaterThanOrEqual(4 * 3);
     const s = await save();
     expect(s).toMatch(/-A INPUT -j FOREIGN-CHAIN/);
     expect(s).toContain('-A FOREIGN-CHAIN -p tcp -m tcp --dport 7777 -j ACCEPT');
@@ -149,12 +160,13 @@ describe('incremental apply in a real netns', () => {
     expect(restores).toEqual([]);
   });
 
-  it('deleting the pod removes its memberships only, in one ipset restore; other sets survive', async () => {
+  it('deleting the pod removes its memberships only, in one ipset session batch; other sets survive', async () => {
     restores.length = 0;
     const key = `WorkloadEndpoint/prod/${NODE.replace(/-/g, '--')}-k8s-web--2-eth0`;
     calc.onEvents([{ type: 'delete', kind: 'WorkloadEndpoint', key }]);
     await dp.apply(calc.desired);
-    expect(restores.map(([w]) => w)).toEqual(['ipset']);
+    expect(restores.map(([w]) => w)).toEqual(['ipset-session']);
+    expect((await ns.exec('ipset', ['save'])).stdout).not.toContain('10.65.1.5');
     const ipset = restores[0]![1].trim().split('\n');
     expect(ipset).toHaveLength(5);
     expect(ipset.every((l) => l.startsWith('del '))).toBe(true);
