@@ -200,3 +200,124 @@ describe('PolicyCalculator (no kernel)', () => {
     expect(calc.desired.takeChanges().chains.size).toBe(0);
   });
 });
+
+describe('PolicyCalculator: incremental = from scratch', () => {
+  // Everything desired, canonically: chains and hooks with their rules, ipsets with type,
+  // family and sorted members.
+  const snapshot = (calc: PolicyCalculator) => ({
+    chains: [...calc.desired.chains].sort(([a], [b]) => (a < b ? -1 : 1)),
+    hooks: [...calc.desired.hooks].sort(([a], [b]) => (a < b ? -1 : 1)),
+    ipsets: [...calc.desired.ipsets.values()].map((s) => [s.name, s.type, s.family, [...s.members].sort()]).sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)),
+  });
+  const podOf = (ns: string, name: string, ips: string[], labels: Record<string, string>, node = NODE, ports: any[] = []): DatastoreEvent => {
+    const p: Resource = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, labels },
+      spec: { nodeName: node, containers: [{ name: 'c', ports }] },
+      status: { podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) },
+    };
+    const w = workloadEndpointFromPod(p)!;
+    return { type: 'update', kind: 'WorkloadEndpoint', key: `WorkloadEndpoint/${ns}/${w.metadata.name}`, resource: w };
+  };
+  const knp = (ns: string, name: string, spec: any): DatastoreEvent => ({
+    type: 'update',
+    kind: 'KubernetesNetworkPolicy',
+    key: `KubernetesNetworkPolicy/${ns}/${name}`,
+    resource: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec },
+  });
+  const cnp = (ns: string, name: string, spec: any): DatastoreEvent => ({
+    type: 'update',
+    kind: 'NetworkPolicy',
+    key: `NetworkPolicy/${ns}/${name}`,
+    resource: { apiVersion: 'projectcalico.org/v3', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec },
+  });
+  const gns = (name: string, labels: Record<string, string>, nets: string[]): DatastoreEvent => ({
+    type: 'update',
+    kind: 'GlobalNetworkSet',
+    key: `GlobalNetworkSet/${name}`,
+    resource: { apiVersion: 'projectcalico.org/v3', kind: 'GlobalNetworkSet', metadata: { name, labels }, spec: { nets } },
+  });
+  const del = (e: DatastoreEvent): DatastoreEvent => ({ type: 'delete', kind: (e as { kind: string }).kind, key: (e as { key: string }).key }) as DatastoreEvent;
+  const APPS = ['web', 'api', 'db', 'cache'];
+  const TIERS = ['front', 'back'];
+  const podN = (i: number, over: Partial<{ app: string; node: string; ip6: boolean; ns: string }> = {}) =>
+    podOf(
+      over.ns ?? ['a', 'b', 'c'][i % 3]!,
+      `p${i}`,
+      over.ip6 === false ? [`10.0.1.${i}`] : [`10.0.1.${i}`, `fd00::1:${i.toString(16)}`],
+      { app: over.app ?? APPS[i % 4]!, tier: TIERS[i % 2]! },
+      over.node ?? (i % 5 === 4 ? 'other' : NODE),
+      i % 3 === 0 ? [{ name: 'http', containerPort: 8000 + (i % 2) }] : [],
+    );
+  const policies = (): DatastoreEvent[] => [
+    gnp('deny-db', { order: 10, selector: "app == 'db'", ingress: [{ action: 'Deny', source: { selector: "tier == 'front' && app != 'api'" } }, { action: 'Pass' }], egress: [{ action: 'Allow' }] }),
+    gnp('ports', {
+      order: 20,
+      selector: "has(app) && tier in {'front', 'back'}",
+      ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "app starts with 'ca'", notNets: ['10.0.1.7/32'] }, destination: { ports: [443, '8000:8100', 'http'] } }],
+      egress: [{ action: 'Allow', destination: { selector: "role == 'ext'" } }, { action: 'Allow', destination: { nets: ['192.168.0.0/16', 'fd00:9::/64', '172.16.0.0/12'] } }],
+    }),
+    cnp('a', 'same-ns', { order: 5, selector: "app == 'web'", types: ['Ingress'], ingress: [{ action: 'Allow', source: { selector: "app == 'api'" } }, { action: 'Log' }] }),
+    knp('b', 'k1', {
+      podSelector: { matchLabels: { app: 'api' } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 'x' } } }, { podSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['back'] }] } }], ports: [{ protocol: 'TCP', port: 'http' }, { protocol: 'UDP', port: 53 }] }],
+      egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.0.1.0/28'] } }] }],
+    }),
+    knp('c', 'k2', { podSelector: {}, policyTypes: ['Ingress'], ingress: [] }),
+  ];
+  const initial = (): DatastoreEvent[] => [
+    ns('a', { team: 'x' }),
+    ns('b', { team: 'y' }),
+    ns('c'),
+    gns('ext1', { role: 'ext' }, ['192.0.2.0/24', '2001:db8::/48']),
+    gns('ext2', { role: 'other' }, ['198.51.100.0/24']),
+    ...Array.from({ length: 30 }, (_, i) => podN(i)),
+    ...policies(),
+    { type: 'in-sync' },
+  ];
+
+  it('after label changes, deletes, re-adds, moves, policy and profile changes', () => {
+    const calc = new PolicyCalculator({ nodeName: NODE, ipVersions: [4, 6] });
+    const live = new Map<string, DatastoreEvent>();
+    const feed = (evs: DatastoreEvent[]) => {
+      calc.onEvents(evs);
+      for (const e of evs) {
+        if (e.type === 'update') live.set(e.key, e);
+        else if (e.type === 'delete') live.delete(e.key);
+      }
+    };
+    const fresh = () => {
+      const c = new PolicyCalculator({ nodeName: NODE, ipVersions: [4, 6] });
+      c.onEvents([...live.values(), { type: 'in-sync' }]);
+      return snapshot(c);
+    };
+    feed(initial());
+    expect(snapshot(calc)).toEqual(fresh());
+    const P = policies();
+    const steps: DatastoreEvent[][] = [
+      // relabels (into and out of selectors), an address change, a local pod moving away and back
+      [podN(1, { app: 'db' }), podN(2, { app: 'cache' }), podN(6, { ip6: false }), podN(3, { node: 'other' }), podN(4, { node: NODE })],
+      // deletes, and a pod in a new namespace
+      [del(podN(5)), del(podN(10)), del(podN(11)), ns('d', { team: 'x' }), podN(40, { ns: 'd' })],
+      // policy order and selector changes, a delete, a rule change
+      [
+        gnp('deny-db', { order: 30, selector: "app == 'db'", ingress: [{ action: 'Deny', source: { selector: "tier == 'front' && app != 'api'" } }, { action: 'Pass' }], egress: [{ action: 'Allow' }] }),
+        cnp('a', 'same-ns', { order: 5, selector: "app in {'web', 'db'}", types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow', source: { selector: "app == 'api'" } }], egress: [{ action: 'Deny' }] }),
+        del(P[4]!),
+      ],
+      // namespace labels change, a namespace profile goes, network sets change
+      [ns('b', { team: 'x' }), del(ns('c')), gns('ext2', { role: 'ext' }, ['198.51.100.0/24']), gns('ext1', { role: 'ext' }, ['192.0.2.0/25'])],
+      // re-adds, the profile back, a policy back, a network set gone, more relabels
+      [podN(5), podN(10), ns('c'), P[4]!, del(gns('ext1', {}, [])), podN(12, { app: 'db' }), podN(13, { app: 'api' }), podN(7, { node: 'other' })],
+      // everything of one kind at once
+      [...Array.from({ length: 30 }, (_, i) => podN(i, { app: APPS[(i + 1) % 4]! })), del(P[0]!), del(P[1]!)],
+      [P[0]!, P[1]!, ...Array.from({ length: 30 }, (_, i) => del(podN(i))).filter((_, i) => i % 4 === 0)],
+    ];
+    for (const s of steps) {
+      feed(s);
+      expect(snapshot(calc)).toEqual(fresh());
+    }
+  });
+});

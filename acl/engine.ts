@@ -67,17 +67,72 @@ interface SetState {
   counts: Map<string, number>;
 }
 
+/** Set members of some nets (memberOfCidr), by family: [IPv4, IPv6], each in nets order. */
+type NetMembers = [string[], string[]];
+
+function netMembers(nets: string[]): NetMembers {
+  const out: NetMembers = [[], []];
+  for (const n of nets) out[familyOfCidr(n) === 4 ? 0 : 1].push(memberOfCidr(n));
+  return out;
+}
+
 interface EndpointState {
+  ep: true;
   input: EndpointInput;
+  /** its item id in the label index (EP + key). */
+  item: string;
+  /** set members of input.nets. */
+  mem: NetMembers;
   labels: Labels;
   /** policy ids whose selector matches (local endpoints only). */
   policies: Set<string>;
+  /** its endpoint class (see classOf), valid while clsGen is the engine's classGen. */
+  cls?: EndpointClass;
+  clsGen: number;
   /** profile chains referenced (for refcounts). */
   activeProfiles: string[];
 }
 
+interface NetsetState {
+  ep: false;
+  input: NetworkSetInput;
+  /** set members of input.nets. */
+  mem: NetMembers;
+}
+
+/** What the label index hands back with a change: the item's state... */
+type ItemData = EndpointState | NetsetState;
+/** ... and the selector's users: the policies (ids) or the sets it selects for. */
+type SelData = { pol: true; ids: Set<string> } | { pol: false; sets: Set<SetState> };
+
+/** A workload body chain of an endpoint class. */
+interface ClassBody {
+  /** `${family}|${chain}`: the key of its BodyState. */
+  key: string;
+  family: Family;
+  chain: string;
+  rules: string[];
+}
+
+/**
+ * What endpoints of one kind with the same policies (in the same match order) and the same
+ * profiles render: computed once per class, shared (immutable) by its endpoints.
+ */
+interface EndpointClass {
+  /** the endpoints' profiles that exist, in order. */
+  profiles: string[];
+  /** each family x direction's endpoint chain rules (host endpoints: their fh/th chains). */
+  chains: Array<{ family: Family; dir: 'ingress' | 'egress'; rules: string[] }>;
+  /** workloads: the body chains, and their keys, in the same order. */
+  bodies: ClassBody[];
+  bodyKeys: string[];
+}
+
 interface PolicyState {
   policy: NormPolicy;
+  /** its chain names by direction. */
+  chainIn: string;
+  chainOut: string;
   /** local endpoints matching. */
   endpoints: Set<string>;
   active: boolean;
@@ -97,10 +152,16 @@ interface ProfileState {
 }
 
 interface BodyState {
+  family: Family;
+  chain: string;
+  /** the rule list last given to desired for the chain. */
+  rules: string[];
   /** endpoints using the body. */
   refs: number;
   /** interface sets: each holds at most IFACES_PER_SET interfaces. */
   shards: Array<Set<string>>;
+  /** the ipset name of each shard. */
+  setNames: string[];
   /** interface → its set and how many endpoints claim it. */
   where: Map<string, { shard: number; count: number }>;
 }
@@ -129,12 +190,12 @@ export class PolicyEngine {
   private config: RenderConfig;
   private readonly index: LabelIndex;
   private readonly endpoints = new Map<string, EndpointState>();
-  private readonly netsets = new Map<string, NetworkSetInput>();
+  private readonly netsets = new Map<string, NetsetState>();
   private readonly policies = new Map<string, PolicyState>();
   private readonly profiles = new Map<string, ProfileState>();
   private readonly sets = new Map<string, SetState>();
-  /** selector canonical text → set keys that use it (active sets only). */
-  private readonly selectorSets = new Map<string, Set<string>>();
+  /** selector canonical text → sets that use it (active sets only). */
+  private readonly selectorSets = new Map<string, Set<SetState>>();
   /** policy selector canonical → policy ids. */
   private readonly selectorPolicies = new Map<string, Set<string>>();
   private pools: PoolInput[] = [];
@@ -148,7 +209,7 @@ export class PolicyEngine {
     this.config = { ...defaultRenderConfig(opts.prefix), ...(opts.config ?? {}) };
     this.names = new Names(this.config.prefix);
     this.families = opts.ipVersions ?? [4, 6];
-    this.index = new LabelIndex((sel, item, matched) => this.onMatch(sel, item, matched));
+    this.index = new LabelIndex((_sel, _item, matched, sd: SelData, d: ItemData) => this.onMatch(matched, sd, d));
   }
 
   get renderConfig(): RenderConfig {
@@ -163,6 +224,7 @@ export class PolicyEngine {
     this.dirtyStatic = true;
     this.dirtyDispatch = true;
     this.endpointChainCache.clear();
+    this.invalidateClasses();
     this.heps.clear();
     for (const { input } of this.endpoints.values()) this.dispatchAdd(input);
     for (const k of this.endpoints.keys()) this.dirtyEndpoints.add(k);
@@ -185,30 +247,34 @@ export class PolicyEngine {
 
   upsertEndpoint(e: EndpointInput): void {
     const old = this.endpoints.get(e.key);
-    const st: EndpointState = old ?? { input: e, labels: {}, policies: new Set(), activeProfiles: [] };
+    const item = old ? old.item : EP + e.key;
+    const st: EndpointState = old ?? { ep: true, input: e, item, mem: netMembers(e.nets), labels: {}, policies: new Set(), clsGen: -1, activeProfiles: [] };
+    st.cls = undefined;
     const oldInput = old?.input;
     if (old && oldInput!.local !== e.local) {
       // Policy matches are tracked for local endpoints only: start over.
-      this.index.deleteItem(EP + e.key);
+      this.index.deleteItem(item);
       old.policies.clear();
     }
     // Remove the old contribution of addresses/ports to sets before changing them.
     if (old && (oldInput!.nets.join() !== e.nets.join() || JSON.stringify(oldInput!.ports) !== JSON.stringify(e.ports))) {
-      this.forEachMatchedSet(EP + e.key, (s) => this.contribute(s, EP + e.key, oldInput!, -1));
+      const oldMem = st.mem;
+      this.forEachMatchedSet(item, (s) => this.contribute(s, oldInput!, oldMem, -1));
       st.input = e;
-      this.forEachMatchedSet(EP + e.key, (s) => this.contribute(s, EP + e.key, e, +1));
+      st.mem = netMembers(e.nets);
+      this.forEachMatchedSet(item, (s) => this.contribute(s, e, st.mem, +1));
     }
     st.input = e;
     this.endpoints.set(e.key, st);
-    if (oldInput) for (const p of oldInput.profiles) this.profileState(p).inheritors.delete(EP + e.key);
-    for (const p of e.profiles) this.profileState(p).inheritors.add(EP + e.key);
+    if (oldInput) for (const p of oldInput.profiles) this.profileState(p).inheritors.delete(item);
+    for (const p of e.profiles) this.profileState(p).inheritors.add(item);
     if (!oldInput || oldInput.local !== e.local || oldInput.iface !== e.iface || oldInput.kind !== e.kind) {
       if (oldInput) this.dispatchRemove(oldInput);
       this.dispatchAdd(e);
     }
     if (e.kind === 'hep' && (!oldInput || oldInput.kind !== 'hep')) this.dirtyStatic = true;
     st.labels = this.effectiveLabels(e.labels, e.profiles);
-    this.index.updateItem(EP + e.key, st.labels);
+    this.index.updateItem(item, st.labels, st);
     if (e.local) this.dirtyEndpoints.add(e.key);
     else if (oldInput?.local) this.dirtyEndpoints.add(e.key);
   }
@@ -227,30 +293,44 @@ export class PolicyEngine {
   }
 
   upsertNetworkSet(n: NetworkSetInput): void {
-    const old = this.netsets.get(n.key);
-    if (old && old.nets.join() !== n.nets.join()) {
-      this.forEachMatchedSet(NS + n.key, (s) => this.contributeNets(s, old.nets, -1));
-      this.netsets.set(n.key, n);
-      this.forEachMatchedSet(NS + n.key, (s) => this.contributeNets(s, n.nets, +1));
+    const st = this.netsets.get(n.key);
+    const old = st?.input;
+    if (st && old!.nets.join() !== n.nets.join()) {
+      const oldMem = st.mem;
+      this.forEachMatchedSet(NS + n.key, (s) => this.contributeNets(s, oldMem, -1));
+      st.input = n;
+      st.mem = netMembers(n.nets);
+      this.forEachMatchedSet(NS + n.key, (s) => this.contributeNets(s, st.mem, +1));
     }
-    this.netsets.set(n.key, n);
+    const ns: NetsetState = st ?? { ep: false, input: n, mem: netMembers(n.nets) };
+    ns.input = n;
+    this.netsets.set(n.key, ns);
     if (old) for (const p of old.profiles) this.profileState(p).inheritors.delete(NS + n.key);
     for (const p of n.profiles) this.profileState(p).inheritors.add(NS + n.key);
-    this.index.updateItem(NS + n.key, this.effectiveLabels(n.labels, n.profiles));
+    this.index.updateItem(NS + n.key, this.effectiveLabels(n.labels, n.profiles), ns);
   }
 
   deleteNetworkSet(key: string): void {
-    const n = this.netsets.get(key);
-    if (!n) return;
+    const st = this.netsets.get(key);
+    if (!st) return;
     this.index.deleteItem(NS + key);
-    for (const p of n.profiles) this.profileState(p).inheritors.delete(NS + key);
+    for (const p of st.input.profiles) this.profileState(p).inheritors.delete(NS + key);
     this.netsets.delete(key);
   }
 
   upsertPolicy(p: NormPolicy): void {
     const old = this.policies.get(p.id);
     if (old && !old.deleted && JSON.stringify(old.policy) === JSON.stringify(p)) return;
-    const st: PolicyState = old ?? { policy: p, endpoints: new Set(), active: false, deleted: false, setKeys: [] };
+    this.invalidateClasses();
+    const st: PolicyState = old ?? {
+      policy: p,
+      chainIn: this.names.policy('ingress', p.id),
+      chainOut: this.names.policy('egress', p.id),
+      endpoints: new Set(),
+      active: false,
+      deleted: false,
+      setKeys: [],
+    };
     const oldSel = old && !old.deleted ? old.policy.selector : undefined;
     st.deleted = false;
     const oldOrder = old ? JSON.stringify([old.policy.order, !!old.policy.ingress, !!old.policy.egress]) : '';
@@ -268,6 +348,7 @@ export class PolicyEngine {
   deletePolicy(id: string): void {
     const st = this.policies.get(id);
     if (!st || st.deleted) return;
+    this.invalidateClasses();
     this.unusePolicySelector(st.policy.selector, id);
     st.deleted = true;
     this.dirtyPolicies.add(id);
@@ -278,6 +359,7 @@ export class PolicyEngine {
     const oldLabels = st.profile ? JSON.stringify(st.profile.labelsToApply) : undefined;
     if (st.profile && JSON.stringify(st.profile) === JSON.stringify(p)) return;
     const existed = !!st.profile;
+    if (!existed) this.invalidateClasses();
     st.profile = p;
     this.dirtyProfiles.add(p.name);
     if (!existed) this.dirtyLocalInheritors(st);
@@ -288,6 +370,7 @@ export class PolicyEngine {
     const st = this.profiles.get(name);
     if (!st?.profile) return;
     const hadLabels = Object.keys(st.profile.labelsToApply).length > 0;
+    this.invalidateClasses();
     st.profile = undefined;
     this.dirtyProfiles.add(name);
     this.dirtyLocalInheritors(st);
@@ -328,10 +411,10 @@ export class PolicyEngine {
         const e = this.endpoints.get(item.slice(EP.length));
         if (!e) continue;
         e.labels = this.effectiveLabels(e.input.labels, e.input.profiles);
-        this.index.updateItem(item, e.labels);
+        this.index.updateItem(item, e.labels, e);
       } else {
         const n = this.netsets.get(item.slice(NS.length));
-        if (n) this.index.updateItem(item, this.effectiveLabels(n.labels, n.profiles));
+        if (n) this.index.updateItem(item, this.effectiveLabels(n.input.labels, n.input.profiles), n);
       }
     }
   }
@@ -348,16 +431,17 @@ export class PolicyEngine {
     s.add(policyId);
     const id = POLSEL + sel;
     if (this.index.hasSelector(id)) {
-      for (const item of this.index.members(id)) this.onMatch(id, item, true, policyId);
+      this.index.forEachMember(id, (_item, d: ItemData) => this.matchPolicy(d, true, policyId));
     } else {
-      this.index.updateSelector(id, parseSelector(sel));
+      const data: SelData = { pol: true, ids: s };
+      this.index.updateSelector(id, parseSelector(sel), data);
     }
   }
 
   private unusePolicySelector(sel: string, policyId: string): void {
     const s = this.selectorPolicies.get(sel);
     const id = POLSEL + sel;
-    for (const item of this.index.members(id)) this.onMatch(id, item, false, policyId);
+    this.index.forEachMember(id, (_item, d: ItemData) => this.matchPolicy(d, false, policyId));
     if (!s) return;
     s.delete(policyId);
     if (s.size === 0) {
@@ -366,68 +450,67 @@ export class PolicyEngine {
     }
   }
 
-  private onMatch(selId: string, item: string, matched: boolean, onlyPolicy?: string): void {
-    if (selId.startsWith(POLSEL)) {
-      if (!item.startsWith(EP)) return;
-      const epKey = item.slice(EP.length);
-      const ep = this.endpoints.get(epKey);
-      if (!ep || !ep.input.local) return;
-      const ids = onlyPolicy ? [onlyPolicy] : [...(this.selectorPolicies.get(selId.slice(POLSEL.length)) ?? [])];
-      for (const pid of ids) {
-        const ps = this.policies.get(pid);
-        if (matched) {
-          ep.policies.add(pid);
-          ps?.endpoints.add(epKey);
-        } else {
-          ep.policies.delete(pid);
-          ps?.endpoints.delete(epKey);
-        }
-        this.dirtyPolicies.add(pid);
-      }
-      this.dirtyEndpoints.add(epKey);
+  private onMatch(matched: boolean, sd: SelData, d: ItemData): void {
+    if (sd.pol) {
+      if (!d.ep || !d.input.local) return;
+      for (const pid of sd.ids) this.matchOne(d, pid, matched);
+      this.dirtyEndpoints.add(d.input.key);
       return;
     }
     // A set selector.
-    for (const key of this.selectorSets.get(selId) ?? []) {
-      const s = this.sets.get(key)!;
-      this.contributeItem(s, item, matched ? +1 : -1);
+    const delta = matched ? +1 : -1;
+    for (const s of sd.sets) this.contributeData(s, d, delta);
+  }
+
+  /** One policy's (un)match of an item (usePolicySelector / unusePolicySelector). */
+  private matchPolicy(d: ItemData, matched: boolean, pid: string): void {
+    if (!d.ep || !d.input.local) return;
+    this.matchOne(d, pid, matched);
+    this.dirtyEndpoints.add(d.input.key);
+  }
+
+  private matchOne(ep: EndpointState, pid: string, matched: boolean): void {
+    const ps = this.policies.get(pid);
+    const epKey = ep.input.key;
+    ep.cls = undefined;
+    if (matched) {
+      ep.policies.add(pid);
+      ps?.endpoints.add(epKey);
+    } else {
+      ep.policies.delete(pid);
+      ps?.endpoints.delete(epKey);
     }
+    this.dirtyPolicies.add(pid);
   }
 
   private forEachMatchedSet(item: string, fn: (s: SetState) => void): void {
-    for (const [sel, keys] of this.selectorSets) {
+    for (const [sel, sets] of this.selectorSets) {
       if (!this.index.members(sel).has(item)) continue;
-      for (const k of keys) fn(this.sets.get(k)!);
+      for (const s of sets) fn(s);
     }
   }
 
-  private contributeItem(s: SetState, item: string, delta: number): void {
-    if (item.startsWith(EP)) {
-      const e = this.endpoints.get(item.slice(EP.length));
-      if (e) this.contribute(s, item, e.input, delta);
-    } else {
-      const n = this.netsets.get(item.slice(NS.length));
-      if (n) this.contributeNets(s, n.nets, delta);
-    }
+  private contributeData(s: SetState, d: ItemData, delta: number): void {
+    if (d.ep) this.contribute(s, d.input, d.mem, delta);
+    else this.contributeNets(s, d.mem, delta);
   }
 
-  private contribute(s: SetState, _item: string, e: EndpointInput, delta: number): void {
+  private contribute(s: SetState, e: EndpointInput, mem: NetMembers, delta: number): void {
     if (s.ref.kind === 's') {
-      this.contributeNets(s, e.nets, delta);
+      this.contributeNets(s, mem, delta);
     } else if (s.ref.kind === 'n') {
       const ref = s.ref;
-      const ports = e.ports.filter((p) => p.name === ref.port && p.protocol === ref.protocol);
       for (const n of e.nets) {
         if (familyOfCidr(n) !== s.family) continue;
         const ip = n.slice(0, n.indexOf('/'));
-        for (const p of ports) this.bump(s, `${ip},${p.protocol}:${p.port}`, delta);
+        for (const p of e.ports) if (p.name === ref.port && p.protocol === ref.protocol) this.bump(s, `${ip},${p.protocol}:${p.port}`, delta);
       }
     }
   }
 
-  private contributeNets(s: SetState, nets: string[], delta: number): void {
+  private contributeNets(s: SetState, mem: NetMembers, delta: number): void {
     if (s.ref.kind !== 's') return; // network sets never carry named ports
-    for (const n of nets) if (familyOfCidr(n) === s.family) this.bump(s, memberOfCidr(n), delta);
+    for (const m of mem[s.family === 4 ? 0 : 1]) this.bump(s, m, delta);
   }
 
   private bump(s: SetState, member: string, delta: number): void {
@@ -469,10 +552,15 @@ export class PolicyEngine {
     const selId = s.ref.selector;
     let users = this.selectorSets.get(selId);
     if (!users) this.selectorSets.set(selId, (users = new Set()));
-    users.add(key);
-    if (!this.index.hasSelector(selId)) this.index.updateSelector(selId, parseSelector(selId));
+    users.add(s);
+    if (!this.index.hasSelector(selId)) {
+      // A new selector: its matches contribute to its sets (this one only) as they are found.
+      const data: SelData = { pol: false, sets: users };
+      this.index.updateSelector(selId, parseSelector(selId), data);
+      return;
+    }
     s.counts.clear();
-    for (const item of this.index.members(selId)) this.contributeItem(s, item, +1);
+    this.index.forEachMember(selId, (_item, d: ItemData) => this.contributeData(s, d, +1));
     for (const m of s.counts.keys()) this.desired.addMember(s.name, m);
   }
 
@@ -486,7 +574,7 @@ export class PolicyEngine {
     if (s.ref.kind === 'nets') return;
     const selId = s.ref.selector;
     const users = this.selectorSets.get(selId);
-    users?.delete(key);
+    users?.delete(s);
     if (users && users.size === 0) {
       this.selectorSets.delete(selId);
       this.index.deleteSelector(selId);
@@ -544,7 +632,7 @@ export class PolicyEngine {
     if (!st) return;
     const deleted = st.deleted;
     const active = !deleted && st.endpoints.size > 0;
-    const chainOf = (d: 'ingress' | 'egress') => this.policyChain(d, id);
+    const chainOf = (d: 'ingress' | 'egress') => (d === 'ingress' ? st.chainIn : st.chainOut);
     if (!active) {
       if (st.active || st.setKeys.length) {
         for (const f of this.families) {
@@ -555,7 +643,10 @@ export class PolicyEngine {
         st.setKeys = [];
       }
       st.active = false;
-      if (deleted) this.policies.delete(id);
+      if (deleted) {
+        this.policies.delete(id);
+        this.invalidateClasses();
+      }
       return;
     }
     st.setKeys = this.renderRules('policy', id, chainOf, [
@@ -609,31 +700,90 @@ export class PolicyEngine {
     if (!nowLocal) return;
     const e = nowLocal.input;
     const iface = e.iface!;
+    const cls = this.classOf(nowLocal);
     // Profiles: only those that exist are jumped to.
-    const profiles = e.profiles.filter((p) => this.profiles.get(p)?.profile);
-    const was = this.rendered.get(key)?.profiles ?? [];
-    for (const p of profiles) if (!was.includes(p)) this.useProfile(p, key);
-    for (const p of was) if (!profiles.includes(p)) this.releaseProfile(p, key);
-    const oldBodies = this.rendered.get(key)?.bodies ?? [];
-    const bodies: string[] = [];
+    const profiles = cls.profiles;
+    const cur = this.rendered.get(key);
+    const was = cur?.profiles ?? [];
+    if (was !== profiles) {
+      for (const p of profiles) if (!was.includes(p)) this.useProfile(p, key);
+      for (const p of was) if (!profiles.includes(p)) this.releaseProfile(p, key);
+    }
+    const oldBodies = cur?.bodies ?? [];
+    const bodies = cls.bodyKeys;
     this.rendered.set(key, { iface, kind: e.kind, profiles, bodies });
-    const pols = [...nowLocal.policies].map((id) => this.policies.get(id)?.policy).filter((p): p is NormPolicy => !!p);
-    if (pols.length > 1) pols.sort(comparePolicies);
+    if (e.kind === 'hep') {
+      for (const c of cls.chains) this.desired.setChain(c.family, 'filter', c.dir === 'ingress' ? this.names.fh(iface) : this.names.th(iface), c.rules);
+    }
+    // Workloads with the same policies and profiles share one body chain, reached from the
+    // dispatch chain through the body's interface set: a pod add or delete whose body
+    // already exists is an ipset change only, no iptables write.
+    for (const cb of cls.bodies) {
+      const b = this.bodies.get(cb.key);
+      if (b && b.rules === cb.rules) continue; // in desired already
+      this.desired.setChain(cb.family, 'filter', cb.chain, cb.rules);
+      if (b) b.rules = cb.rules;
+    }
+    if (oldBodies === bodies) return;
+    // Join the new bodies before leaving the old ones (same interface: a changed interface
+    // released them above), so the interface is never in no set.
+    for (const cb of cls.bodies) if (!oldBodies.includes(cb.key)) this.acquireBody(cb, iface);
+    for (const b of oldBodies) if (!bodies.includes(b)) this.releaseBody(b, iface);
+  }
+
+  /** Endpoint classes by kind, policy ids in match order and profiles (see EndpointClass). */
+  private readonly classes = new Map<string, EndpointClass>();
+  private classGen = 0;
+
+  /** Policies' order or directions, or profiles' existence, or the config changed. */
+  private invalidateClasses(): void {
+    if (this.classes.size) this.classes.clear();
+    this.classGen++;
+  }
+
+  private classOf(st: EndpointState): EndpointClass {
+    if (st.cls && st.clsGen === this.classGen) return st.cls;
+    const e = st.input;
+    let key = e.kind + '\x01';
+    for (const id of st.policies) key += id + '\x00';
+    key += '\x01';
+    for (const p of e.profiles) key += p + '\x00';
+    let cls = this.classes.get(key);
+    if (!cls) {
+      cls = this.buildClass(e.kind, st.policies, e.profiles);
+      if (this.classes.size > 50_000) this.classes.clear();
+      this.classes.set(key, cls);
+    }
+    st.cls = cls;
+    st.clsGen = this.classGen;
+    return cls;
+  }
+
+  private buildClass(kind: 'wep' | 'hep', policyIds: Set<string>, allProfiles: string[]): EndpointClass {
+    const profiles = allProfiles.filter((p) => this.profiles.get(p)?.profile);
+    const pols: PolicyState[] = [];
+    for (const id of policyIds) {
+      const ps = this.policies.get(id);
+      if (ps) pols.push(ps);
+    }
+    if (pols.length > 1) pols.sort((a, b) => comparePolicies(a.policy, b.policy));
+    const cls: EndpointClass = { profiles, chains: [], bodies: [], bodyKeys: [] };
     for (const f of this.families) {
       for (const dir of ['ingress', 'egress'] as const) {
-        const policyChains = pols.filter((p) => p[dir]).map((p) => this.policyChain(dir, p.id));
+        const policyChains: string[] = [];
+        for (const ps of pols) if (ps.policy[dir]) policyChains.push(dir === 'ingress' ? ps.chainIn : ps.chainOut);
         const profileChains = profiles.map((p) => this.names.profile(dir, p));
-        // Endpoints with the same policies and profiles share one (immutable) rule list.
-        const ck = `${e.kind}|${dir}|${f}|${policyChains.join(',')}|${profileChains.join(',')}`;
+        // Classes with the same chains share one (immutable) rule list.
+        const ck = `${kind}|${dir}|${f}|${policyChains.join(',')}|${profileChains.join(',')}`;
         let body = this.endpointChainCache.get(ck);
         if (!body) {
           body = renderEndpointChain(
             {
               direction: dir,
-              workload: e.kind === 'wep',
+              workload: kind === 'wep',
               policyChains,
               profileChains,
-              failsafeChain: e.kind === 'hep' ? (dir === 'ingress' ? this.names.failsafeIn : this.names.failsafeOut) : undefined,
+              failsafeChain: kind === 'hep' ? (dir === 'ingress' ? this.names.failsafeIn : this.names.failsafeOut) : undefined,
             },
             this.config,
             f,
@@ -641,22 +791,16 @@ export class PolicyEngine {
           if (this.endpointChainCache.size > 50_000) this.endpointChainCache.clear();
           this.endpointChainCache.set(ck, body);
         }
-        if (e.kind === 'hep') {
-          this.desired.setChain(f, 'filter', dir === 'ingress' ? this.names.fh(iface) : this.names.th(iface), body);
-          continue;
+        cls.chains.push({ family: f, dir, rules: body });
+        if (kind === 'wep') {
+          const chain = this.bodyChain(dir, `${policyChains.join(',')}|${profileChains.join(',')}`);
+          const k = `${f}|${chain}`;
+          cls.bodies.push({ key: k, family: f, chain, rules: body });
+          cls.bodyKeys.push(k);
         }
-        // Workloads with the same policies and profiles share one body chain, reached from
-        // the dispatch chain through the body's interface set: a pod add or delete whose
-        // body already exists is an ipset change only, no iptables write.
-        const bodyName = this.bodyChain(dir, `${policyChains.join(',')}|${profileChains.join(',')}`);
-        this.desired.setChain(f, 'filter', bodyName, body);
-        bodies.push(`${f}|${bodyName}`);
       }
     }
-    // Join the new bodies before leaving the old ones (same interface: a changed interface
-    // released them above), so the interface is never in no set.
-    for (const b of bodies) if (!oldBodies.includes(b)) this.acquireBody(b, iface);
-    for (const b of oldBodies) if (!bodies.includes(b)) this.releaseBody(b, iface);
+    return cls;
   }
 
   /** Shared workload chain bodies in use: `<family>|<chain>` → its users and interface sets. */
@@ -680,61 +824,47 @@ export class PolicyEngine {
     return `${f === 4 ? '0.0.0.0/0' : '::/0'},${iface}`;
   }
 
-  private acquireBody(bk: string, iface: string): void {
-    const i = bk.indexOf('|');
-    const f = Number(bk.slice(0, i)) as Family;
-    const chain = bk.slice(i + 1);
-    let b = this.bodies.get(bk);
-    if (!b) this.bodies.set(bk, (b = { refs: 0, shards: [], where: new Map() }));
+  private acquireBody(cb: ClassBody, iface: string): void {
+    let b = this.bodies.get(cb.key);
+    if (!b) this.bodies.set(cb.key, (b = { family: cb.family, chain: cb.chain, rules: cb.rules, refs: 0, shards: [], setNames: [], where: new Map() }));
     b.refs++;
     const w = b.where.get(iface);
     if (w) {
       w.count++;
       return;
     }
-    let k = b.shards.findIndex((sh) => sh.size < IFACES_PER_SET);
-    if (k < 0) {
-      k = b.shards.push(new Set()) - 1;
-      this.desired.ensureIpset(this.names.ifaceSet(f, chain, k), 'hash:net,iface', f);
+    let k = 0;
+    while (k < b.shards.length && b.shards[k]!.size >= IFACES_PER_SET) k++;
+    if (k === b.shards.length) {
+      b.shards.push(new Set());
+      const name = this.names.ifaceSet(b.family, b.chain, k);
+      b.setNames.push(name);
+      this.desired.ensureIpset(name, 'hash:net,iface', b.family);
       this.dirtyDispatch = true;
     }
     b.shards[k]!.add(iface);
     b.where.set(iface, { shard: k, count: 1 });
-    this.desired.addMember(this.names.ifaceSet(f, chain, k), this.bodyMember(f, iface));
+    this.desired.addMember(b.setNames[k]!, this.bodyMember(b.family, iface));
   }
 
   private releaseBody(bk: string, iface: string): void {
     const b = this.bodies.get(bk);
     if (!b) return;
-    const i = bk.indexOf('|');
-    const f = Number(bk.slice(0, i)) as Family;
-    const chain = bk.slice(i + 1);
     const w = b.where.get(iface);
     if (w && --w.count === 0) {
       b.where.delete(iface);
       b.shards[w.shard]!.delete(iface);
-      this.desired.delMember(this.names.ifaceSet(f, chain, w.shard), this.bodyMember(f, iface));
+      this.desired.delMember(b.setNames[w.shard]!, this.bodyMember(b.family, iface));
     }
     if (--b.refs > 0) return;
     this.bodies.delete(bk);
-    this.desired.deleteChain(f, 'filter', chain);
-    for (let k = 0; k < b.shards.length; k++) this.desired.deleteIpset(this.names.ifaceSet(f, chain, k));
+    this.desired.deleteChain(b.family, 'filter', b.chain);
+    for (const name of b.setNames) this.desired.deleteIpset(name);
     this.dirtyDispatch = true;
   }
 
   private readonly rendered = new Map<string, { iface: string; kind: 'wep' | 'hep'; profiles: string[]; bodies: string[] }>();
   private readonly endpointChainCache = new Map<string, string[]>();
-  private readonly policyChainNames = new Map<string, string>();
-
-  private policyChain(dir: 'ingress' | 'egress', id: string): string {
-    const k = `${dir}|${id}`;
-    let n = this.policyChainNames.get(k);
-    if (!n) {
-      if (this.policyChainNames.size > 100_000) this.policyChainNames.clear();
-      this.policyChainNames.set(k, (n = this.names.policy(dir, id)));
-    }
-    return n;
-  }
 
   private useProfile(name: string, ep: string): void {
     const st = this.profileState(name);
@@ -780,8 +910,7 @@ export class PolicyEngine {
         const chain = bk.slice(fp.length);
         const egress = chain.startsWith(this.names.prefix + 'fwb-');
         // hash:net,iface: `src,src` matches the incoming interface, `dst,dst` the outgoing one.
-        for (let k = 0; k < this.bodies.get(bk)!.shards.length; k++) {
-          const set = this.names.ifaceSet(f, chain, k);
+        for (const set of this.bodies.get(bk)!.setNames) {
           if (egress) from.push(`-m set --match-set ${set} src,src -g ${chain}`);
           else to.push(`-m set --match-set ${set} dst,dst -g ${chain}`);
         }

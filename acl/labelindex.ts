@@ -42,14 +42,21 @@ interface SelEntry {
   sel: Selector;
   restriction?: Restriction;
   members: Set<string>;
+  /** the caller's data for the selector, handed back with each change. */
+  data: unknown;
 }
 
 interface ItemEntry {
   labels: Labels;
   matched: Set<string>;
+  /** the caller's data for the item, handed back with each change. */
+  data: unknown;
 }
 
-export type ChangeHandler = (selectorId: string, itemId: string, matched: boolean) => void;
+/** `selectorData`/`itemData`: what the caller attached in updateSelector/updateItem. */
+export type ChangeHandler = (selectorId: string, itemId: string, matched: boolean, selectorData: any, itemData: any) => void;
+
+const NONE: ReadonlySet<string> = new Set();
 
 export class LabelIndex {
   private readonly sels = new Map<string, SelEntry>();
@@ -71,7 +78,14 @@ export class LabelIndex {
   }
 
   members(selectorId: string): ReadonlySet<string> {
-    return this.sels.get(selectorId)?.members ?? new Set();
+    return this.sels.get(selectorId)?.members ?? NONE;
+  }
+
+  /** Calls fn for each item the selector matches, with the item's data. */
+  forEachMember(selectorId: string, fn: (itemId: string, itemData: any) => void): void {
+    const e = this.sels.get(selectorId);
+    if (!e) return;
+    for (const itemId of e.members) fn(itemId, this.items.get(itemId)!.data);
   }
 
   hasSelector(selectorId: string): boolean {
@@ -83,30 +97,43 @@ export class LabelIndex {
   }
 
   /** Adds (or replaces) a selector; reports the items it now matches / no longer matches. */
-  updateSelector(id: string, sel: Selector): void {
+  updateSelector(id: string, sel: Selector, data?: unknown): void {
     const old = this.sels.get(id);
     if (old && old.sel.toString() === sel.toString()) return;
     if (old) this.unindexSelector(id, old);
-    const entry: SelEntry = { sel, restriction: restrictionOf(sel.root), members: old?.members ?? new Set() };
+    const entry: SelEntry = { sel, restriction: restrictionOf(sel.root), members: old?.members ?? new Set(), data: old ? old.data : data };
     this.sels.set(id, entry);
     this.indexSelector(id, entry);
-    const now = new Set<string>();
-    for (const itemId of this.candidateItems(entry)) {
-      const it = this.items.get(itemId)!;
-      if (sel.evaluate(it.labels)) now.add(itemId);
+    if (!old) {
+      // A new selector: every match is a change, in candidate order.
+      const visit = (itemId: string): void => {
+        const it = this.items.get(itemId)!;
+        if (!sel.evaluate(it.labels)) return;
+        entry.members.add(itemId);
+        it.matched.add(id);
+        this.onChange(id, itemId, true, entry.data, it.data);
+      };
+      this.forEachCandidateItem(entry, visit);
+      return;
     }
+    const now = new Set<string>();
+    this.forEachCandidateItem(entry, (itemId) => {
+      if (sel.evaluate(this.items.get(itemId)!.labels)) now.add(itemId);
+    });
     for (const itemId of [...entry.members]) {
       if (!now.has(itemId)) {
         entry.members.delete(itemId);
-        this.items.get(itemId)?.matched.delete(id);
-        this.onChange(id, itemId, false);
+        const it = this.items.get(itemId);
+        it?.matched.delete(id);
+        this.onChange(id, itemId, false, entry.data, it?.data);
       }
     }
     for (const itemId of now) {
       if (!entry.members.has(itemId)) {
         entry.members.add(itemId);
-        this.items.get(itemId)!.matched.add(id);
-        this.onChange(id, itemId, true);
+        const it = this.items.get(itemId)!;
+        it.matched.add(id);
+        this.onChange(id, itemId, true, entry.data, it.data);
       }
     }
   }
@@ -117,35 +144,43 @@ export class LabelIndex {
     this.unindexSelector(id, entry);
     this.sels.delete(id);
     for (const itemId of entry.members) {
-      this.items.get(itemId)?.matched.delete(id);
-      this.onChange(id, itemId, false);
+      const it = this.items.get(itemId);
+      it?.matched.delete(id);
+      this.onChange(id, itemId, false, entry.data, it?.data);
     }
   }
 
   /** Adds or updates an item's labels; only selectors that could match are evaluated. */
-  updateItem(id: string, labels: Labels): void {
+  updateItem(id: string, labels: Labels, data?: unknown): void {
     const old = this.items.get(id);
-    if (old && sameLabels(old.labels, labels)) return;
+    if (old && sameLabels(old.labels, labels)) {
+      old.data = data;
+      return;
+    }
     if (old) this.unindexItem(id, old.labels);
-    const entry: ItemEntry = { labels: { ...labels }, matched: old?.matched ?? new Set() };
+    const entry: ItemEntry = { labels: { ...labels }, matched: old?.matched ?? new Set(), data };
     this.items.set(id, entry);
     this.indexItem(id, entry.labels);
     const now = new Set<string>();
     for (const selId of this.candidateSelectors(entry.labels)) {
       if (this.sels.get(selId)!.sel.evaluate(entry.labels)) now.add(selId);
     }
-    for (const selId of [...entry.matched]) {
-      if (!now.has(selId)) {
-        entry.matched.delete(selId);
-        this.sels.get(selId)?.members.delete(id);
-        this.onChange(selId, id, false);
+    if (old) {
+      for (const selId of [...entry.matched]) {
+        if (!now.has(selId)) {
+          entry.matched.delete(selId);
+          const se = this.sels.get(selId);
+          se?.members.delete(id);
+          this.onChange(selId, id, false, se?.data, data);
+        }
       }
     }
     for (const selId of now) {
       if (!entry.matched.has(selId)) {
         entry.matched.add(selId);
-        this.sels.get(selId)!.members.add(id);
-        this.onChange(selId, id, true);
+        const se = this.sels.get(selId)!;
+        se.members.add(id);
+        this.onChange(selId, id, true, se.data, data);
       }
     }
   }
@@ -156,23 +191,27 @@ export class LabelIndex {
     this.unindexItem(id, entry.labels);
     this.items.delete(id);
     for (const selId of entry.matched) {
-      this.sels.get(selId)?.members.delete(id);
-      this.onChange(selId, id, false);
+      const se = this.sels.get(selId);
+      se?.members.delete(id);
+      this.onChange(selId, id, false, se?.data, entry.data);
     }
   }
 
-  private *candidateItems(e: SelEntry): Iterable<string> {
+  private forEachCandidateItem(e: SelEntry, fn: (itemId: string) => void): void {
     const r = e.restriction;
     if (!r) {
-      yield* this.items.keys();
+      for (const k of this.items.keys()) fn(k);
       return;
     }
     const byV = this.itemsByKV.get(r.key);
     if (!byV) return;
     if (r.values) {
-      for (const v of r.values) yield* byV.get(v) ?? [];
+      for (const v of r.values) {
+        const s = byV.get(v);
+        if (s) for (const k of s) fn(k);
+      }
     } else {
-      for (const s of byV.values()) yield* s;
+      for (const s of byV.values()) for (const k of s) fn(k);
     }
   }
 
