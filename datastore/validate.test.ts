@@ -224,6 +224,17 @@ describe('validateResource errors', () => {
     }
   });
 
+  it('a WorkloadEndpoint list field that is not a list is a field error, not a crash', () => {
+    for (const field of ['ipNetworks', 'ipNATs', 'ports']) {
+      for (const v of ['10.0.0.1/32', 5, {}]) {
+        const doc = calico('WorkloadEndpoint', { node: 'node-1', ipNetworks: ['10.0.0.1/32'], [field]: v }, { name: 'w', namespace: 'n' });
+        for (const reuseInput of [false, true]) {
+          expect(() => validateResource(structuredClone(doc), {}, { reuseInput }), `${field} ${JSON.stringify(v)}`).toThrow(`spec.${field}: must be a list`);
+        }
+      }
+    }
+  });
+
   it('does not modify its input', () => {
     const doc = gnp({ ingress: [{ action: 'Allow', protocol: 'tcp', destination: { ports: ['80'] } }] });
     const before = JSON.stringify(doc);

@@ -55,6 +55,9 @@ function knownKinds(): string {
   return [...new Set(KINDS.map((k) => k.kind))].join(', ');
 }
 
+/** kindOf's answers for known kinds, by apiVersion then kind (a lookup that allocates nothing). */
+const KNOWN = new Map<string, Map<string, KindInfo>>();
+
 /** Works out the kind, or reports why not. */
 function resolveKind(raw: Record<string, unknown>, ctx: Ctx): KindInfo | undefined {
   const { apiVersion, kind } = raw;
@@ -66,8 +69,15 @@ function resolveKind(raw: Record<string, unknown>, ctx: Ctx): KindInfo | undefin
     ctx.error('apiVersion', apiVersion === undefined ? 'is required' : `must be a string, not ${describe(apiVersion)}`);
     return undefined;
   }
+  const known = KNOWN.get(apiVersion)?.get(kind);
+  if (known) return known;
   const k = kindOf(apiVersion, kind);
-  if (k) return k;
+  if (k) {
+    let m = KNOWN.get(apiVersion);
+    if (!m) KNOWN.set(apiVersion, (m = new Map()));
+    m.set(kind, k);
+    return k;
+  }
   if ((apiVersion === CALICO_API || apiVersion === 'crd.projectcalico.org/v1') && OTHER_CALICO_KINDS.includes(kind)) {
     ctx.error('kind', `${kind} is a Calico kind that Petrel does not implement (Petrel reads ${KINDS.filter((x) => x.apiVersion === CALICO_API).map((x) => x.kind).join(', ')})`);
     return undefined;
@@ -105,23 +115,14 @@ export interface ValidateOptions {
  */
 export function validateResource(raw: unknown, source: SourceRef = {}, opts: ValidateOptions = {}): { resource: Resource; warnings: FieldProblem[] } {
   const ctx = new Ctx(opts.reuseInput === true);
-  const fail = (extra: Partial<SourceRef> = {}): never => {
-    throw new ValidationError({ ...source, ...extra }, ctx.errors);
-  };
   if (!isObject(raw)) {
     ctx.error('', `a manifest document must be an object, not ${describe(raw)}`);
-    fail();
+    throw new ValidationError({ ...source }, ctx.errors);
   }
   const doc = raw as Record<string, unknown>;
-  const meta = isObject(doc.metadata) ? doc.metadata : undefined;
-  const ident: Partial<SourceRef> = {
-    kind: typeof doc.kind === 'string' ? doc.kind : source.kind,
-    name: typeof meta?.name === 'string' ? meta.name : source.name,
-    namespace: typeof meta?.namespace === 'string' ? meta.namespace : source.namespace,
-  };
   const k = resolveKind(doc, ctx);
-  if (!k) fail(ident);
-  const kind = k!;
+  if (!k) throw new ValidationError({ ...source, ...identOf(doc, source) }, ctx.errors);
+  const kind = k;
   const schema = schemaOf(kind);
   const calico = kind.apiVersion === CALICO_API;
 
@@ -166,7 +167,6 @@ export function validateResource(raw: unknown, source: SourceRef = {}, opts: Val
   }
 
   // Spec and status.
-  const firstCount = () => ctx.errors.length;
   if (schema.spec) {
     const spec = doc.spec ?? (calico || isStrictK8s(kind.id) ? {} : undefined);
     if (spec !== undefined && spec !== null) out.spec = schema.spec(spec, 'spec', ctx) as Record<string, unknown>;
@@ -183,7 +183,7 @@ export function validateResource(raw: unknown, source: SourceRef = {}, opts: Val
     else out.status = doc.status;
   }
   if (schema.finalize && isObject(out.spec)) {
-    const before = firstCount();
+    const before = ctx.errors.length;
     schema.finalize(out as any, ctx);
     if (ctx.errors.length > before && before > 0) {
       const kept = dedupe(ctx.errors, before);
@@ -191,8 +191,24 @@ export function validateResource(raw: unknown, source: SourceRef = {}, opts: Val
     }
   }
 
-  if (ctx.errors.length) fail({ ...ident, namespace: out.metadata.namespace ?? ident.namespace });
+  if (ctx.errors.length) {
+    const ident = identOf(doc, source);
+    throw new ValidationError({ ...source, ...ident, namespace: out.metadata.namespace ?? ident.namespace }, ctx.errors);
+  }
   return { resource: out, warnings: ctx.warnings };
+}
+
+/**
+ * What an error names the document by: its kind, name and namespace where they are strings, else
+ * the source's. (Worked out only on failure; in place validation leaves these fields as they were.)
+ */
+function identOf(doc: Record<string, unknown>, source: SourceRef): Partial<SourceRef> {
+  const meta = isObject(doc.metadata) ? doc.metadata : undefined;
+  return {
+    kind: typeof doc.kind === 'string' ? doc.kind : source.kind,
+    name: typeof meta?.name === 'string' ? meta.name : source.name,
+    namespace: typeof meta?.namespace === 'string' ? meta.namespace : source.namespace,
+  };
 }
 
 /** The validated resource, or undefined; errors/warnings go to the callbacks (for watchers). */

@@ -1,7 +1,7 @@
 // projectcalico.org/v3 kinds: field schemas (Calico's field names), Calico's cross-field
 // rules and the defaults Calico applies. Fields Petrel does not implement are marked
 // `unimplemented(...)`: accepted, validated, and reported as warnings.
-import { cidrContains, cidrsOverlap, parseCidr, parseIp } from '../net.js';
+import { type Cidr, cidrContains, cidrsOverlap, parseCidr, parseIp, parseIpv4 } from '../net.js';
 import type { KindId } from '../types.js';
 import {
   type Check,
@@ -300,21 +300,42 @@ const wepSpec = obj({
   qosControls: unimplemented(any),
 });
 
+/** `a.b.c.d/32` (the usual workload network): a single IPv4 address, checked without parsing to a Cidr. */
+function isHost4(n: string): boolean {
+  const slash = n.length - 3;
+  return slash > 0 && n.charCodeAt(slash) === 47 && n.charCodeAt(slash + 1) === 51 && n.charCodeAt(slash + 2) === 50 && parseIpv4(n, 0, slash) >= 0;
+}
+
 function finalizeWEP(r: { spec: Record<string, any> }, ctx: Ctx): void {
   const s = r.spec;
   s.ipNetworks ??= [];
-  const nets = (s.ipNetworks as unknown[]).map((n) => (typeof n === 'string' ? parseCidr(n) : undefined));
-  nets.forEach((c, i) => {
-    if (c && !String(s.ipNetworks[i]).includes('/')) return; // bare address = /32 or /128
+  // a field that is not a list has been reported already
+  const ipNetworks: unknown[] = Array.isArray(s.ipNetworks) ? s.ipNetworks : [];
+  const ipNATs: unknown[] | undefined = Array.isArray(s.ipNATs) ? s.ipNATs : undefined;
+  // the networks as CIDRs, needed only to check NATs against them
+  const nets: (Cidr | undefined)[] | undefined = ipNATs?.length ? [] : undefined;
+  for (let i = 0; i < ipNetworks.length; i++) {
+    const n = ipNetworks[i];
+    if (nets === undefined && typeof n === 'string' && isHost4(n)) continue; // a /32: nothing to report
+    const c = typeof n === 'string' ? parseCidr(n) : undefined;
+    nets?.push(c);
+    if (c && !String(n).includes('/')) continue; // bare address = /32 or /128
     if (c && c.prefix !== (c.version === 4 ? 32 : 128)) ctx.error(`spec.ipNetworks[${i}]`, 'IP network contains multiple addresses (use a /32 or /128)');
-  });
-  (s.ipNATs ?? []).forEach((n: any, i: number) => {
-    const inner = typeof n?.internalIP === 'string' ? parseCidr(n.internalIP) : undefined;
-    if (inner && !nets.some((c) => c && cidrContains(c, inner))) ctx.error(`spec.ipNATs[${i}].internalIP`, 'NAT is not in the endpoint networks');
-  });
-  (s.ports ?? []).forEach((p: any, i: number) => {
-    if (!p?.name && !p?.hostPort) ctx.error(`spec.ports[${i}].name`, 'must not be empty if no hostPort is specified');
-  });
+  }
+  if (ipNATs && nets) {
+    for (let i = 0; i < ipNATs.length; i++) {
+      const n = ipNATs[i] as any;
+      const inner = typeof n?.internalIP === 'string' ? parseCidr(n.internalIP) : undefined;
+      if (inner && !nets.some((c) => c && cidrContains(c, inner))) ctx.error(`spec.ipNATs[${i}].internalIP`, 'NAT is not in the endpoint networks');
+    }
+  }
+  const ports: unknown[] | undefined = Array.isArray(s.ports) ? s.ports : undefined;
+  if (ports) {
+    for (let i = 0; i < ports.length; i++) {
+      const p = ports[i] as any;
+      if (!p?.name && !p?.hostPort) ctx.error(`spec.ports[${i}].name`, 'must not be empty if no hostPort is specified');
+    }
+  }
 }
 
 const hepSpec = refine(

@@ -2,10 +2,11 @@
 // they replace accept: checked on edge cases and on random strings over the relevant alphabets.
 import { isIPv4 } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import '../validate.js'; // the module graph in its usual order (values.ts and the schemas import each other)
+import { validateResource } from '../validate.js'; // also: the module graph in its usual order (values.ts and the schemas import each other)
+import { ValidationError } from '../types.js';
 import { parseCidr, parseIp, parseIpv4 } from '../net.js';
 import { Ctx } from './schema.js';
-import { DNS1123_LABEL, DNS1123_SUBDOMAIN, QNAME, labelKeyProblem, labelValue, nameProblem } from './values.js';
+import { DNS1123_LABEL, DNS1123_SUBDOMAIN, QNAME, checkCidr, cidr, labelKeyProblem, labelValue, nameProblem, net } from './values.js';
 
 function rand(alphabet: string, maxLen: number, seed: { s: number }): string {
   const next = () => {
@@ -41,6 +42,52 @@ describe('validation fast paths', () => {
     }
     expect(parseCidr('fd00::/128')?.prefix).toBe(128);
     expect(parseCidr('fd00::/129')).toBeUndefined();
+  });
+
+  it('CIDR checks without a parse (plain IPv4 a.b.c.d/n) report what checkCidr reports', () => {
+    const seed = { s: 5 };
+    const samples = ['10.0.0.1/32', '10.0.0.1/33', '10.0.0.1/', '10.0.0.1', '10.0.0.1/032', '10.0.0.1/0032', '10.0.0.1/8/8', ' 10.0.0.1/32', '10.0.0.1/32 ', '010.0.0.1/32', 'fd00::1/128', '1.2.3.4/1a', '/32', '1.2.3.4//32'];
+    for (let i = 0; i < 6000; i++) samples.push(rand('0123456789./', 18, seed), `${rand('0125.', 14, seed)}/${rand('0123', 3, seed)}`);
+    const checks: [ReturnType<typeof cidr>, Parameters<typeof checkCidr>[3]][] = [
+      [net, { allowBare: true }],
+      [cidr(), {}],
+      [cidr({ version: 4 }), { version: 4 }],
+      [cidr({ version: 6, allowBare: true }), { version: 6, allowBare: true }],
+      [cidr({ strict: true }), { strict: true }],
+    ];
+    for (const s of samples) {
+      for (const [check, opts] of checks) {
+        const fast = new Ctx();
+        const slow = new Ctx();
+        expect(check(s, 'p', fast), s).toBe(s);
+        checkCidr(s, 'p', slow, opts);
+        expect(fast.errors, `${s} ${JSON.stringify(opts)}`).toEqual(slow.errors);
+      }
+    }
+  });
+
+  it('WorkloadEndpoint ipNetworks: a /32 is passed over as parseCidr would pass it', () => {
+    const seed = { s: 9 };
+    const samples = ['10.0.0.1/32', '10.0.0.0/24', '10.0.0.1', 'fd00::1/128', 'fd00::/64', '10.0.0.1/032', '1.2.3.4/5/32', 'x/32', '/32', '1.2.3.4 /32'];
+    for (let i = 0; i < 3000; i++) samples.push(`${rand('0123.', 12, seed)}/${rand('23', 2, seed)}`, rand('0123./', 16, seed));
+    const problems = (ipNetworks: unknown[]) => {
+      const wep = { apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name: 'w', namespace: 'n' }, spec: { node: 'n1', ipNetworks } };
+      try {
+        validateResource(wep);
+        return [];
+      } catch (e) {
+        if (!(e instanceof ValidationError)) throw e;
+        return e.problems;
+      }
+    };
+    for (const s of samples) {
+      // what the check did before the fast path: parse every network, a /n other than the full length is an error
+      const c = parseCidr(s);
+      const expected = [];
+      if (!c) expected.push('spec.ipNetworks[0]');
+      else if (s.includes('/') && c.prefix !== (c.version === 4 ? 32 : 128)) expected.push('spec.ipNetworks[0]');
+      expect(problems([s]).map((p) => p.path), s).toEqual(expected);
+    }
   });
 
   it('DNS-1123 names and qualified names as the regular expressions', () => {

@@ -1,7 +1,7 @@
 // Checkers for the value types Calico and Kubernetes manifests use: names, labels, CIDRs,
 // addresses, MACs, durations, AS numbers, ports, protocols, selectors.
 import { parseSelector, SelectorSyntaxError } from '../../acl/index.js';
-import { hasHostBits, parseCidr, parseIp, type Cidr, type IpVersion } from '../net.js';
+import { hasHostBits, parseCidr, parseIp, parseIpv4, type Cidr, type IpVersion } from '../net.js';
 import { type Check, type Ctx, type FastCheck, describe, int, oneOf, str, withOk } from './schema.js';
 
 // ---------------------------------------------------------------------------------------
@@ -154,8 +154,27 @@ export function checkCidr(value: unknown, path: string, ctx: Ctx, opts: CidrOpti
   return c;
 }
 
+/**
+ * True when `text` is `a.b.c.d/n` with n 0-32 (one to three digits), which checkCidr accepts
+ * when neither strict nor IPv6-only: checked without building a Cidr.
+ */
+function isPlainCidr4(text: string): boolean {
+  const slash = text.indexOf('/');
+  const len = text.length - slash - 1;
+  if (slash < 0 || len < 1 || len > 3) return false;
+  let prefix = 0;
+  for (let i = slash + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+    prefix = prefix * 10 + (c - 48);
+  }
+  return prefix <= 32 && parseIpv4(text, 0, slash) >= 0;
+}
+
 export function cidr(opts: CidrOptions = {}): Check {
+  const fast = !opts.strict && opts.version !== 6;
   return (value, path, ctx) => {
+    if (fast && typeof value === 'string' && isPlainCidr4(value)) return value;
     checkCidr(value, path, ctx, opts);
     return value;
   };
