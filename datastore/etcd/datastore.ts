@@ -27,6 +27,7 @@ import {
   type Resource,
   type ResourceKey,
   type SourceError,
+  type SourceRef,
   ValidationError,
   kindInfo,
   kindOf,
@@ -52,7 +53,7 @@ export interface EtcdDatastoreOptions {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
-  /** range-read page size (default 2000 keys) */
+  /** range-read page size (default 5000 keys; an initial load starts at 500 and doubles up to it) */
   pageSize?: number;
   /** first retry delay after a failure (default 200 ms), doubled up to maxBackoffMs */
   minBackoffMs?: number;
@@ -80,6 +81,12 @@ export interface NodeStatusRecord {
   /** Kubernetes datastore: not refreshed within the TTL (etcd entries expire with their lease instead) */
   expired?: boolean;
 }
+
+/** keys in the first range page of a load (later pages double up to pageSize) */
+const FIRST_PAGE = 500;
+
+/** validateResource's source for etcd values: the key is put in only when there is an error */
+const NO_SOURCE: SourceRef = Object.freeze({});
 
 const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -203,7 +210,7 @@ export class EtcdDatastore implements Datastore {
   // ------------------------------------------------------------------------------ decoding
 
   /** The validated resource stored at `key`, or throws naming what is wrong. */
-  private decode(key: string, value: Buffer | RawKv, modRev: string): { rk: ResourceKey; kind: KindId; resource: Resource } | undefined {
+  private decode(key: string, value: Buffer | RawKv, modRev: string): Emitted | undefined {
     const info = parseEtcdKey(key);
     if (!info) return undefined;
     let raw: any;
@@ -230,9 +237,16 @@ export class EtcdDatastore implements Datastore {
         if (info.kind.namespaced) raw.metadata.namespace ??= info.namespace;
       }
     }
-    const source = { file: `etcd key ${key}` };
-    // raw was parsed just above for this call alone: validated in place, not copied
-    const { resource, warnings } = validateResource(raw, source, { reuseInput: true });
+    // raw was parsed just above for this call alone: validated in place, not copied. The source
+    // (the key) is named only when there is something to report.
+    let checked;
+    try {
+      checked = validateResource(raw, NO_SOURCE, { reuseInput: true });
+    } catch (e) {
+      if (e instanceof ValidationError) throw new ValidationError({ file: `etcd key ${key}`, ...e.source }, e.problems);
+      throw e;
+    }
+    const { resource, warnings } = checked;
     for (const w of warnings) this.log.warn({ key, field: w.path }, `etcd key ${key}: ${w.path}: ${w.message}`);
     const k = resource.kind === info.kind.kind && resource.apiVersion === info.kind.apiVersion ? info.kind : kindOf(resource.apiVersion, resource.kind);
     if (!k || k.id !== info.kind.id) {
@@ -248,7 +262,7 @@ export class EtcdDatastore implements Datastore {
     }
     resource.metadata.resourceVersion = modRev;
     const ns = k.namespaced ? resource.metadata.namespace ?? 'default' : undefined;
-    return { rk: resourceKey(k.id, resource.metadata.name, ns), kind: k.id, resource };
+    return { rk: resourceKey(k.id, resource.metadata.name, ns), kind: k.id, modRev, resource };
   }
 
   /** The event for a key's new value (undefined: nothing to tell). Bad values are recorded. */
@@ -269,7 +283,7 @@ export class EtcdDatastore implements Datastore {
     }
     if (!d) return undefined;
     if (this.badKeys.delete(key)) this.log.info({ key }, `etcd key ${key}: fixed`);
-    this.emitted.set(key, { rk: d.rk, kind: d.kind, modRev, resource: d.resource });
+    this.emitted.set(key, d);
     // handlers get the cached object itself (they must not mutate it); later handlers get copies
     return { type: 'update', key: d.rk, kind: d.kind, resource: d.resource };
   }
@@ -290,9 +304,16 @@ export class EtcdDatastore implements Datastore {
    */
   private async loadAll(onFirstPage: () => void, onKv: (key: string, kv: RawKv) => void): Promise<string> {
     let revision: string | undefined;
+    // Pages grow from a small first one (decoding starts as soon as possible, and each page is
+    // decoded while the next, at most twice its size, is served) up to pageSize.
+    let limit = Math.min(FIRST_PAGE, this.pageSize);
     for (const prefix of WATCH_PREFIXES) {
       const end = prefixEnd(Buffer.from(prefix));
-      const fetch = (from: Buffer) => this.ranger.range({ key: from, end, limit: this.pageSize, revision }, this.callTimeout);
+      const fetch = (from: Buffer) => {
+        const r = this.ranger.range({ key: from, end, limit, revision }, this.callTimeout);
+        limit = Math.min(limit * 2, this.pageSize);
+        return r;
+      };
       let res = await fetch(Buffer.from(prefix));
       if (!revision) {
         revision = res.revision;

@@ -29,6 +29,10 @@ for (const k of KINDS) {
   (k.apiVersion === CALICO_API ? CALICO_BY_PLURAL : K8S_BY_PLURAL).set(k.plural, k);
 }
 
+/** the kind parseEtcdKey found last under each prefix */
+let lastCalico: KindInfo | undefined;
+let lastK8s: KindInfo | undefined;
+
 export function isIpamKind(kind: KindId): boolean {
   return IPAM_KINDS.has(kind);
 }
@@ -47,8 +51,16 @@ export function parseEtcdKey(key: string): KeyInfo | undefined {
     const from = calico ? CALICO_PREFIX.length : K8S_PREFIX.length;
     const s1 = key.indexOf('/', from);
     if (s1 < 0) return undefined;
-    const kind = (calico ? CALICO_BY_PLURAL : K8S_BY_PLURAL).get(key.slice(from, s1));
-    if (!kind) return undefined;
+    // keys come sorted, so mostly of the kind before: matched in place, no slice
+    const last = calico ? lastCalico : lastK8s;
+    let kind: KindInfo | undefined;
+    if (last !== undefined && s1 - from === last.plural.length && key.startsWith(last.plural, from)) kind = last;
+    else {
+      kind = (calico ? CALICO_BY_PLURAL : K8S_BY_PLURAL).get(key.slice(from, s1));
+      if (!kind) return undefined;
+      if (calico) lastCalico = kind;
+      else lastK8s = kind;
+    }
     const s2 = key.indexOf('/', s1 + 1);
     if (kind.namespaced) {
       if (s2 < 0 || key.indexOf('/', s2 + 1) >= 0 || s2 === s1 + 1 || s2 === key.length - 1) return undefined;
