@@ -87,6 +87,9 @@ export class IpsetSession {
       if (this.proc === p) this.buf += d;
     });
     p.stdin.on('error', () => undefined);
+    // An idle session never keeps the process alive (a batch in flight has its timer).
+    p.unref();
+    for (const io of [p.stdin, p.stdout, p.stderr]) (io as unknown as { unref?: () => void }).unref?.();
     const gone = (why: string) => {
       if (this.proc !== p) return;
       this.proc = undefined;

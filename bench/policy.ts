@@ -216,5 +216,6 @@ export default async function bench(args: string[]): Promise<void> {
     const mem = process.memoryUsage();
     console.log(`RSS after full sync ${(rssFull / 1048576).toFixed(0)} MiB; at end ${(mem.rss / 1048576).toFixed(0)} MiB (heap used ${(mem.heapUsed / 1048576).toFixed(0)} MiB)`);
     void restoreTimes;
+    dp.stop();
   }
 }
