@@ -1,134 +1,151 @@
 // Map and Set keyed by the codec's prefixes without boxing. An IPv4 prefix (the number
 // addr * 64 + len, up to 2^38) would be a heap-allocated number as a Map key, and a JS Map of
 // 100,000 entries is rebuilt (rehashed on the V8 heap) every time it doubles while a table loads.
-// Here IPv4 entries live in one open-addressing hash table per prefix length: the address as a
-// 32-bit integer in an Int32Array, the value in a parallel array, a state byte per slot (empty,
-// full, deleted). IPv6 prefixes (strings) in one plain Map. Same methods as Map / Set for what
-// the RIB uses, with two differences: iteration order is the table's, not insertion order; and
-// entries may be deleted while iterating (as the export loop does) but an entry added during an
-// iteration may or may not be visited.
+// Here IPv4 entries live in one open-addressing hash table per prefix length, entirely in typed
+// arrays (off the V8 heap: nothing for the garbage collector to scan or copy, and growing a table
+// is a calloc and a loop over integers): per slot the address as an int32 and a value reference.
+// Values are interned per map in a small palette (a RIB table holds a few shared paths for
+// many prefixes), reference-counted so a value no longer stored anywhere is released. IPv6
+// prefixes (strings) in one plain Map. Same methods as Map / Set for what the RIB uses, with two
+// differences: iteration order is the table's, not insertion order; and entries may be deleted
+// while iterating (as the export loop does) but an entry added during an iteration may or may not
+// be visited.
 import type { Prefix } from './codec/types.js';
 
-const EMPTY = 0;
-const FULL = 1;
-const DEAD = 2;
 const MIN_BITS = 3;
+/** Value reference of a deleted slot (tombstone); 0 is an empty slot, >= 1 a palette index + 1. */
+const DEAD = -1;
 
-/** n empty value slots (a holey array: a hole reads as undefined). */
-function slots<V>(n: number): (V | undefined)[] {
-  return new Array<V | undefined>(n);
+/** Tables made so far: each gets its own hash seed. */
+let tables = 0;
+
+/**
+ * Home slot of `k` in a table of 2^bits slots: a seeded murmur3 finalizer, top bits. Each table
+ * hashes with its own seed, so one table's slot order is no order at all for another: with one
+ * hash for all, filling a small table with keys in a large table's slot order (a Loc-RIB flush
+ * walking an Adj-RIB-In, a dump filling a dirty set) piles them into one probe cluster
+ * (quadratic: seconds for 100,000 keys).
+ */
+function home(k: number, seed: number, bits: number): number {
+  let h = k ^ seed;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> (32 - bits);
 }
 
-/** Open-addressing (linear probing) hash table from int32 keys to values. */
-class IntTable<V> {
+/**
+ * Open-addressing (linear probing) hash table from int32 keys to positive int32 references,
+ * keys and references interleaved in one Int32Array (one cache line per probe).
+ */
+class IntTable {
   bits = MIN_BITS;
-  keys = new Int32Array(1 << MIN_BITS);
-  vals: (V | undefined)[] = slots<V>(1 << MIN_BITS);
-  state = new Uint8Array(1 << MIN_BITS);
+  readonly seed = Math.imul(++tables, 0x9e3779b9);
+  /** [key, ref] per slot; ref 0 = empty, DEAD = deleted. */
+  t = new Int32Array(2 << MIN_BITS);
   size = 0;
   /** Full + deleted slots. */
   used = 0;
 
-  private find(k: number): number {
-    const mask = this.keys.length - 1;
-    const keys = this.keys;
-    const state = this.state;
-    let i = Math.imul(k, 0x9e3779b1) >>> (32 - this.bits);
+  /** Slot index of `k`, or -1. */
+  find(k: number): number {
+    const t = this.t;
+    const mask = (t.length >> 1) - 1;
+    let i = home(k, this.seed, this.bits);
     for (;;) {
-      const s = state[i]!;
-      if (s === EMPTY) return -1;
-      if (s === FULL && keys[i] === k) return i;
+      const r = t[2 * i + 1]!;
+      if (r === 0) return -1;
+      if (r > 0 && t[2 * i] === k) return i;
       i = (i + 1) & mask;
     }
   }
 
-  get(k: number): V | undefined {
+  /** Reference stored for `k`, or 0. */
+  get(k: number): number {
     const i = this.find(k);
-    return i < 0 ? undefined : this.vals[i];
+    return i < 0 ? 0 : this.t[2 * i + 1]!;
   }
 
-  has(k: number): boolean {
-    return this.find(k) >= 0;
-  }
-
-  set(k: number, v: V): void {
-    const mask = this.keys.length - 1;
-    const keys = this.keys;
-    const state = this.state;
-    let i = Math.imul(k, 0x9e3779b1) >>> (32 - this.bits);
+  /** Stores `ref` (>= 1) for `k`; returns the reference it replaces, or 0. */
+  set(k: number, ref: number): number {
+    let t = this.t;
+    let mask = (t.length >> 1) - 1;
+    let i = home(k, this.seed, this.bits);
     let dead = -1;
     for (;;) {
-      const s = state[i]!;
-      if (s === EMPTY) break;
-      if (s === FULL) {
-        if (keys[i] === k) {
-          this.vals[i] = v;
-          return;
+      const r = t[2 * i + 1]!;
+      if (r === 0) break;
+      if (r > 0) {
+        if (t[2 * i] === k) {
+          t[2 * i + 1] = ref;
+          return r;
         }
       } else if (dead < 0) dead = i;
       i = (i + 1) & mask;
     }
     if (dead >= 0) i = dead;
-    else if ((this.used + 1) * 4 > keys.length * 3) {
-      // Double (fourfold growth was measured: a 100k table then lands in 2^19 slots, 180 B/route),
-      // or rebuild in place when most used slots are deleted ones.
+    else if ((this.used + 1) * 4 > (mask + 1) * 3) {
+      // Double (fourfold growth was measured: a 100k table then lands in 2^19 slots), or rebuild
+      // in place when most used slots are deleted ones; then probe the new table.
       this.rehash(this.size + 1);
-      this.set(k, v);
-      return;
+      t = this.t;
+      mask = (t.length >> 1) - 1;
+      i = home(k, this.seed, this.bits);
+      while (t[2 * i + 1] !== 0) i = (i + 1) & mask;
+      this.used++;
     } else this.used++;
-    keys[i] = k;
-    state[i] = FULL;
-    this.vals[i] = v;
+    t[2 * i] = k;
+    t[2 * i + 1] = ref;
     this.size++;
+    return 0;
   }
 
-  delete(k: number): boolean {
+  /** Removes `k`; returns the reference it had, or 0. */
+  delete(k: number): number {
     const i = this.find(k);
-    if (i < 0) return false;
-    this.state[i] = DEAD;
-    this.vals[i] = undefined;
+    if (i < 0) return 0;
+    const r = this.t[2 * i + 1]!;
+    this.t[2 * i + 1] = DEAD;
     this.size--;
     if (this.size === 0 && this.bits > MIN_BITS) this.rehash(0);
-    return true;
+    return r;
   }
 
   /** Rebuilds with room for `n` entries (load factor at most 1/2 right after). */
   private rehash(n: number): void {
     let bits = MIN_BITS;
     while (1 << bits < n * 2) bits++;
-    const { keys, vals, state } = this;
-    const cap = 1 << bits;
-    const mask = cap - 1;
-    const nk = new Int32Array(cap);
-    const nv = slots<V>(cap);
-    const ns = new Uint8Array(cap);
+    const old = this.t;
+    const nt = new Int32Array(2 << bits);
+    const mask = (1 << bits) - 1;
     let size = 0;
-    for (let j = 0; j < state.length; j++) {
-      if (state[j] !== FULL) continue;
-      const k = keys[j]!;
-      let i = Math.imul(k, 0x9e3779b1) >>> (32 - bits);
-      while (ns[i] !== EMPTY) i = (i + 1) & mask;
-      nk[i] = k;
-      nv[i] = vals[j];
-      ns[i] = FULL;
+    for (let j = 1; j < old.length; j += 2) {
+      const r = old[j]!;
+      if (r <= 0) continue;
+      const k = old[j - 1]!;
+      let i = home(k, this.seed, bits);
+      while (nt[2 * i + 1] !== 0) i = (i + 1) & mask;
+      nt[2 * i] = k;
+      nt[2 * i + 1] = r;
       size++;
     }
     this.bits = bits;
-    this.keys = nk;
-    this.vals = nv;
-    this.state = ns;
+    this.t = nt;
     this.size = size;
     this.used = size;
-  }
-
-  forEach(cb: (v: V, k: number) => void): void {
-    for (let i = 0; i < this.state.length; i++) if (this.state[i] === FULL) cb(this.vals[i] as V, this.keys[i]!);
   }
 }
 
 export class PrefixMap<V> {
-  private readonly v4: (IntTable<V> | undefined)[] = new Array(33).fill(undefined);
+  private readonly v4: (IntTable | undefined)[] = new Array(33).fill(undefined);
   private readonly v6 = new Map<string, V>();
+  // Value palette of the IPv4 tables: vals[i] is referenced refs[i] times; ids = index + 1.
+  private vals: (V | undefined)[] = [];
+  private refs: number[] = [];
+  private free: number[] = [];
+  private ids = new Map<V, number>();
+  /** The last value interned and its id (a table load stores one value many times in a row). */
+  private lastVal: V | undefined = undefined;
+  private lastId = 0;
 
   get size(): number {
     let n = this.v6.size;
@@ -139,11 +156,46 @@ export class PrefixMap<V> {
     return n;
   }
 
+  /** Id of `v` in the palette with one more reference. */
+  private ref(v: V): number {
+    let id: number | undefined;
+    if (this.lastId !== 0 && this.lastVal === v) id = this.lastId;
+    else {
+      id = this.ids.get(v);
+      if (id === undefined) {
+        const i = this.free.length !== 0 ? this.free.pop()! : this.vals.length;
+        this.vals[i] = v;
+        this.refs[i] = 0;
+        id = i + 1;
+        this.ids.set(v, id);
+      }
+      this.lastVal = v;
+      this.lastId = id;
+    }
+    this.refs[id - 1]++;
+    return id;
+  }
+
+  /** Drops one reference to palette id `id`. */
+  private unref(id: number): void {
+    const i = id - 1;
+    if (--this.refs[i]! !== 0) return;
+    this.ids.delete(this.vals[i] as V);
+    this.vals[i] = undefined;
+    this.free.push(i);
+    if (this.lastId === id) {
+      this.lastId = 0;
+      this.lastVal = undefined;
+    }
+  }
+
   get(p: Prefix): V | undefined {
     if (typeof p === 'number') {
       const len = p % 64;
       const m = this.v4[len];
-      return m === undefined ? undefined : m.get(((p - len) / 64) | 0);
+      if (m === undefined) return undefined;
+      const id = m.get(((p - len) / 64) | 0);
+      return id === 0 ? undefined : this.vals[id - 1];
     }
     return this.v6.get(p);
   }
@@ -152,7 +204,7 @@ export class PrefixMap<V> {
     if (typeof p === 'number') {
       const len = p % 64;
       const m = this.v4[len];
-      return m !== undefined && m.has(((p - len) / 64) | 0);
+      return m !== undefined && m.find(((p - len) / 64) | 0) >= 0;
     }
     return this.v6.has(p);
   }
@@ -161,8 +213,9 @@ export class PrefixMap<V> {
     if (typeof p === 'number') {
       const len = p % 64;
       let m = this.v4[len];
-      if (m === undefined) this.v4[len] = m = new IntTable<V>();
-      m.set(((p - len) / 64) | 0, v);
+      if (m === undefined) this.v4[len] = m = new IntTable();
+      const old = m.set(((p - len) / 64) | 0, this.ref(v));
+      if (old !== 0) this.unref(old);
     } else {
       this.v6.set(p, v);
     }
@@ -173,7 +226,11 @@ export class PrefixMap<V> {
     if (typeof p === 'number') {
       const len = p % 64;
       const m = this.v4[len];
-      return m !== undefined && m.delete(((p - len) / 64) | 0);
+      if (m === undefined) return false;
+      const old = m.delete(((p - len) / 64) | 0);
+      if (old === 0) return false;
+      this.unref(old);
+      return true;
     }
     return this.v6.delete(p);
   }
@@ -181,12 +238,23 @@ export class PrefixMap<V> {
   clear(): void {
     for (let i = 0; i <= 32; i++) this.v4[i] = undefined;
     this.v6.clear();
+    this.vals = [];
+    this.refs = [];
+    this.free = [];
+    this.ids = new Map();
+    this.lastVal = undefined;
+    this.lastId = 0;
   }
 
   forEach(cb: (v: V, p: Prefix) => void): void {
     for (let len = 0; len <= 32; len++) {
       const m = this.v4[len];
-      if (m !== undefined) m.forEach((v, k) => cb(v, (k >>> 0) * 64 + len));
+      if (m === undefined) continue;
+      // Re-read the table each step: the callback may delete (and a shrink replaces the array).
+      for (let j = 1; j < m.t.length; j += 2) {
+        const r = m.t[j]!;
+        if (r > 0) cb(this.vals[r - 1] as V, (m.t[j - 1]! >>> 0) * 64 + len);
+      }
     }
     this.v6.forEach((v, k) => cb(v, k));
   }
@@ -195,7 +263,10 @@ export class PrefixMap<V> {
     for (let len = 0; len <= 32; len++) {
       const m = this.v4[len];
       if (m === undefined) continue;
-      for (let i = 0; i < m.state.length; i++) if (m.state[i] === FULL) yield [(m.keys[i]! >>> 0) * 64 + len, m.vals[i] as V];
+      for (let j = 1; j < m.t.length; j += 2) {
+        const r = m.t[j]!;
+        if (r > 0) yield [(m.t[j - 1]! >>> 0) * 64 + len, this.vals[r - 1] as V];
+      }
     }
     yield* this.v6;
   }
@@ -204,7 +275,7 @@ export class PrefixMap<V> {
     for (let len = 0; len <= 32; len++) {
       const m = this.v4[len];
       if (m === undefined) continue;
-      for (let i = 0; i < m.state.length; i++) if (m.state[i] === FULL) yield (m.keys[i]! >>> 0) * 64 + len;
+      for (let j = 1; j < m.t.length; j += 2) if (m.t[j]! > 0) yield (m.t[j - 1]! >>> 0) * 64 + len;
     }
     yield* this.v6.keys();
   }
@@ -213,7 +284,10 @@ export class PrefixMap<V> {
     for (let len = 0; len <= 32; len++) {
       const m = this.v4[len];
       if (m === undefined) continue;
-      for (let i = 0; i < m.state.length; i++) if (m.state[i] === FULL) yield m.vals[i] as V;
+      for (let j = 1; j < m.t.length; j += 2) {
+        const r = m.t[j]!;
+        if (r > 0) yield this.vals[r - 1] as V;
+      }
     }
     yield* this.v6.values();
   }
@@ -222,7 +296,6 @@ export class PrefixMap<V> {
     return this.entries();
   }
 }
-
 export class PrefixSet {
   private readonly m = new PrefixMap<true>();
   get size(): number {
