@@ -398,6 +398,12 @@ export class IptablesDataplane {
       // have changed (a workload moving to another body's interface set must never be in
       // neither set while the dispatch rule for the new one is written).
       const { pre, dels, post } = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
+      // Sets must exist (and be filled) before rules name them: when there are creates, their
+      // restore starts now and the rule text is built while it runs. Added members alone run
+      // alongside step 2.
+      const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
+      const sets = pre && !membersOnly ? this.restoreIpset(pre) : undefined;
+      sets?.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
       const tables: Array<{ f: Family; t: Table; input: string }> = [];
       for (const f of this.families) {
         for (const t of TABLES) {
@@ -405,13 +411,12 @@ export class IptablesDataplane {
           if (input) tables.push({ f, t, input });
         }
       }
+      await sets;
       if (!tables.length) {
         // Membership only (a pod add/delete whose body chains exist).
-        if (pre || dels) await this.changeMembers(pre + dels);
+        const rest = (membersOnly ? pre : '') + dels;
+        if (rest) await this.changeMembers(rest);
       } else {
-        // Sets must exist before rules name them; added members alone run alongside step 2.
-        const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
-        if (pre && !membersOnly) await this.restoreIpset(pre);
         // 2. iptables, one restore per family and table; IPv4 and IPv6 are separate kernel
         // tables, restored side by side.
         await Promise.all([
