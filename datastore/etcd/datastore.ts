@@ -301,37 +301,42 @@ export class EtcdDatastore implements Datastore {
   /**
    * Paginated range read of every watched prefix, pinned to one revision. Pages are pipelined:
    * the next page is requested before the current one is decoded, so etcd serves it meanwhile.
+   * Pages grow from a small first one (decoding starts as soon as possible, and each page is
+   * decoded while the next, at most twice its size, is served) up to pageSize.
    */
   private async loadAll(onFirstPage: () => void, onKv: (key: string, kv: RawKv) => void): Promise<string> {
     let revision: string | undefined;
-    // Pages grow from a small first one (decoding starts as soon as possible, and each page is
-    // decoded while the next, at most twice its size, is served) up to pageSize.
     let limit = Math.min(FIRST_PAGE, this.pageSize);
-    for (const prefix of WATCH_PREFIXES) {
-      const end = prefixEnd(Buffer.from(prefix));
-      const fetch = (from: Buffer) => {
-        const r = this.ranger.range({ key: from, end, limit, revision }, this.callTimeout);
-        limit = Math.min(limit * 2, this.pageSize);
-        return r;
-      };
-      let res = await fetch(Buffer.from(prefix));
-      if (!revision) {
-        revision = res.revision;
-        onFirstPage();
-      }
-      for (;;) {
-        const more = res.more && res.kvs.length > 0;
-        const next = more ? fetch(Buffer.concat([res.lastKey!, Buffer.from([0])])) : undefined;
-        next?.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
-        // decode in slices, yielding so the next page's bytes are read off the socket meanwhile
-        for (let i = 0; i < res.kvs.length; i++) {
-          const kv = res.kvs[i]!;
-          onKv(kv.key, kv);
-          if (next && i % 500 === 499) await new Promise((r) => setImmediate(r));
+    try {
+      for (const prefix of WATCH_PREFIXES) {
+        const end = prefixEnd(Buffer.from(prefix));
+        const fetch = (from: Buffer) => {
+          const r = this.ranger.range({ key: from, end, limit, revision }, this.callTimeout);
+          limit = Math.min(limit * 2, this.pageSize);
+          return r;
+        };
+        let res = await fetch(Buffer.from(prefix));
+        if (!revision) {
+          revision = res.revision;
+          onFirstPage();
         }
-        if (!next) break;
-        res = await next;
+        for (;;) {
+          const more = res.more && res.kvs.length > 0;
+          const next = more ? fetch(Buffer.concat([res.lastKey!, Buffer.from([0])])) : undefined;
+          next?.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+          // decode in slices, yielding so the next page's bytes are read off the socket meanwhile
+          for (let i = 0; i < res.kvs.length; i++) {
+            const kv = res.kvs[i]!;
+            onKv(kv.key, kv);
+            if (next && i % 500 === 499) await new Promise((r) => setImmediate(r));
+          }
+          if (!next) break;
+          res = await next;
+        }
       }
+    } finally {
+      // the read buffers and connection serve loads only
+      this.ranger.release();
     }
     return revision!;
   }
