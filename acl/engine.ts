@@ -84,8 +84,8 @@ interface EndpointState {
   /** set members of input.nets. */
   mem: NetMembers;
   labels: Labels;
-  /** policy ids whose selector matches (local endpoints only). */
-  policies: Set<string>;
+  /** the policy selectors that match it, in match order (local endpoints only). */
+  polSels: Set<PolSel>;
   /** its endpoint class (see classOf), valid while clsGen is the engine's classGen. */
   cls?: EndpointClass;
   clsGen: number;
@@ -103,7 +103,15 @@ interface NetsetState {
 /** What the label index hands back with a change: the item's state... */
 type ItemData = EndpointState | NetsetState;
 /** ... and the selector's users: the policies (ids) or the sets it selects for. */
-type SelData = { pol: true; ids: Set<string> } | { pol: false; sets: Set<SetState> };
+type SelData = PolSel | { pol: false; sets: Set<SetState> };
+
+/** A policy selector: its policies (ids, in the order they took it up) and local matches. */
+interface PolSel {
+  pol: true;
+  ids: Set<string>;
+  /** local endpoints it matches: its policies are active while there are any. */
+  local: number;
+}
 
 /** A workload body chain of an endpoint class. */
 interface ClassBody {
@@ -115,7 +123,7 @@ interface ClassBody {
 }
 
 /**
- * What endpoints of one kind with the same policies (in the same match order) and the same
+ * What endpoints of one kind with the same policy selectors (in the same match order) and the same
  * profiles render: computed once per class, shared (immutable) by its endpoints.
  */
 interface EndpointClass {
@@ -128,13 +136,28 @@ interface EndpointClass {
   bodyKeys: string[];
 }
 
+interface ClassNode {
+  /** by kind, then policy selector, then '' (the end of those), then profile name. */
+  next?: Map<unknown, ClassNode>;
+  cls?: EndpointClass;
+}
+
+const newClassNode = (): ClassNode => ({});
+
+function classChild(n: ClassNode, k: unknown): ClassNode {
+  if (!n.next) n.next = new Map();
+  let c = n.next.get(k);
+  if (!c) n.next.set(k, (c = {}));
+  return c;
+}
+
 interface PolicyState {
   policy: NormPolicy;
   /** its chain names by direction. */
   chainIn: string;
   chainOut: string;
-  /** local endpoints matching. */
-  endpoints: Set<string>;
+  /** its selector's users (while not deleted). */
+  polSel?: PolSel;
   active: boolean;
   deleted: boolean;
   /** set keys referenced by the rendered chains. */
@@ -158,13 +181,15 @@ interface BodyState {
   rules: string[];
   /** endpoints using the body. */
   refs: number;
-  /** interface sets: each holds at most IFACES_PER_SET interfaces. */
-  shards: Array<Set<string>>;
+  /** interface sets (shards): how many interfaces each holds (at most IFACES_PER_SET). */
+  shardSizes: number[];
   /** the ipset name of each shard. */
   setNames: string[];
-  /** interface → its set and how many endpoints claim it. */
-  where: Map<string, { shard: number; count: number }>;
+  /** interface → its shard + SHARD_SPAN x how many endpoints claim it. */
+  where: Map<string, number>;
 }
+
+const SHARD_SPAN = 2 ** 21;
 
 /**
  * A hash:net,iface set hashes only the net, so every `0.0.0.0/0,<iface>` entry lands in one
@@ -197,7 +222,7 @@ export class PolicyEngine {
   /** selector canonical text → sets that use it (active sets only). */
   private readonly selectorSets = new Map<string, Set<SetState>>();
   /** policy selector canonical → policy ids. */
-  private readonly selectorPolicies = new Map<string, Set<string>>();
+  private readonly selectorPolicies = new Map<string, PolSel>();
   private pools: PoolInput[] = [];
   private dirtyEndpoints = new Set<string>();
   private dirtyPolicies = new Set<string>();
@@ -248,13 +273,13 @@ export class PolicyEngine {
   upsertEndpoint(e: EndpointInput): void {
     const old = this.endpoints.get(e.key);
     const item = old ? old.item : EP + e.key;
-    const st: EndpointState = old ?? { ep: true, input: e, item, mem: netMembers(e.nets), labels: {}, policies: new Set(), clsGen: -1, activeProfiles: [] };
+    const st: EndpointState = old ?? { ep: true, input: e, item, mem: netMembers(e.nets), labels: {}, polSels: new Set(), clsGen: -1, activeProfiles: [] };
     st.cls = undefined;
     const oldInput = old?.input;
     if (old && oldInput!.local !== e.local) {
       // Policy matches are tracked for local endpoints only: start over.
       this.index.deleteItem(item);
-      old.policies.clear();
+      old.polSels.clear();
     }
     // Remove the old contribution of addresses/ports to sets before changing them.
     if (old && (oldInput!.nets.join() !== e.nets.join() || JSON.stringify(oldInput!.ports) !== JSON.stringify(e.ports))) {
@@ -326,7 +351,6 @@ export class PolicyEngine {
       policy: p,
       chainIn: this.names.policy('ingress', p.id),
       chainOut: this.names.policy('egress', p.id),
-      endpoints: new Set(),
       active: false,
       deleted: false,
       setKeys: [],
@@ -341,7 +365,7 @@ export class PolicyEngine {
       if (oldSel !== undefined) this.unusePolicySelector(oldSel, p.id);
       this.usePolicySelector(p.selector, p.id);
     } else if (oldOrder !== JSON.stringify([p.order, !!p.ingress, !!p.egress])) {
-      for (const e of st.endpoints) this.dirtyEndpoints.add(e);
+      this.dirtyLocalMembers(p.selector);
     }
   }
 
@@ -426,34 +450,49 @@ export class PolicyEngine {
   }
 
   private usePolicySelector(sel: string, policyId: string): void {
-    let s = this.selectorPolicies.get(sel);
-    if (!s) this.selectorPolicies.set(sel, (s = new Set()));
-    s.add(policyId);
+    let ps = this.selectorPolicies.get(sel);
+    if (!ps) this.selectorPolicies.set(sel, (ps = { pol: true, ids: new Set(), local: 0 }));
+    ps.ids.add(policyId);
+    this.policies.get(policyId)!.polSel = ps;
     const id = POLSEL + sel;
-    if (this.index.hasSelector(id)) {
-      this.index.forEachMember(id, (_item, d: ItemData) => this.matchPolicy(d, true, policyId));
-    } else {
-      const data: SelData = { pol: true, ids: s };
-      this.index.updateSelector(id, parseSelector(sel), data);
-    }
+    // Its local endpoints now have one more policy (the classes were invalidated).
+    if (this.index.hasSelector(id)) this.dirtyLocalMembers(sel);
+    else this.index.updateSelector(id, parseSelector(sel), ps);
   }
 
   private unusePolicySelector(sel: string, policyId: string): void {
-    const s = this.selectorPolicies.get(sel);
-    const id = POLSEL + sel;
-    this.index.forEachMember(id, (_item, d: ItemData) => this.matchPolicy(d, false, policyId));
-    if (!s) return;
-    s.delete(policyId);
-    if (s.size === 0) {
+    const ps = this.selectorPolicies.get(sel);
+    this.dirtyLocalMembers(sel);
+    if (!ps) return;
+    ps.ids.delete(policyId);
+    if (ps.ids.size === 0) {
       this.selectorPolicies.delete(sel);
-      this.index.deleteSelector(id);
+      this.index.deleteSelector(POLSEL + sel);
     }
+  }
+
+  /** Marks the local endpoints a policy selector matches for re-rendering. */
+  private dirtyLocalMembers(sel: string): void {
+    this.index.forEachMember(POLSEL + sel, (_item, d: ItemData) => {
+      if (!d.ep || !d.input.local) return;
+      d.cls = undefined;
+      this.dirtyEndpoints.add(d.input.key);
+    });
   }
 
   private onMatch(matched: boolean, sd: SelData, d: ItemData): void {
     if (sd.pol) {
       if (!d.ep || !d.input.local) return;
-      for (const pid of sd.ids) this.matchOne(d, pid, matched);
+      if (matched) {
+        if (!d.polSels.has(sd)) {
+          d.polSels.add(sd);
+          // Its policies become active.
+          if (sd.local++ === 0) for (const pid of sd.ids) this.dirtyPolicies.add(pid);
+        }
+      } else if (d.polSels.delete(sd)) {
+        if (--sd.local === 0) for (const pid of sd.ids) this.dirtyPolicies.add(pid);
+      }
+      d.cls = undefined;
       this.dirtyEndpoints.add(d.input.key);
       return;
     }
@@ -462,30 +501,9 @@ export class PolicyEngine {
     for (const s of sd.sets) this.contributeData(s, d, delta);
   }
 
-  /** One policy's (un)match of an item (usePolicySelector / unusePolicySelector). */
-  private matchPolicy(d: ItemData, matched: boolean, pid: string): void {
-    if (!d.ep || !d.input.local) return;
-    this.matchOne(d, pid, matched);
-    this.dirtyEndpoints.add(d.input.key);
-  }
-
-  private matchOne(ep: EndpointState, pid: string, matched: boolean): void {
-    const ps = this.policies.get(pid);
-    const epKey = ep.input.key;
-    ep.cls = undefined;
-    if (matched) {
-      ep.policies.add(pid);
-      ps?.endpoints.add(epKey);
-    } else {
-      ep.policies.delete(pid);
-      ps?.endpoints.delete(epKey);
-    }
-    this.dirtyPolicies.add(pid);
-  }
-
   private forEachMatchedSet(item: string, fn: (s: SetState) => void): void {
     for (const [sel, sets] of this.selectorSets) {
-      if (!this.index.members(sel).has(item)) continue;
+      if (!this.index.matches(sel, item)) continue;
       for (const s of sets) fn(s);
     }
   }
@@ -631,7 +649,7 @@ export class PolicyEngine {
     const st = this.policies.get(id);
     if (!st) return;
     const deleted = st.deleted;
-    const active = !deleted && st.endpoints.size > 0;
+    const active = !deleted && !!st.polSel && st.polSel.local > 0;
     const chainOf = (d: 'ingress' | 'egress') => (d === 'ingress' ? st.chainIn : st.chainOut);
     if (!active) {
       if (st.active || st.setKeys.length) {
@@ -731,40 +749,51 @@ export class PolicyEngine {
     for (const b of oldBodies) if (!bodies.includes(b)) this.releaseBody(b, iface);
   }
 
-  /** Endpoint classes by kind, policy ids in match order and profiles (see EndpointClass). */
-  private readonly classes = new Map<string, EndpointClass>();
+  /**
+   * Endpoint classes by kind, then policy ids in match order, then profiles (see
+   * EndpointClass): a trie, so that finding an endpoint's class builds no key.
+   */
+  private classRoot: ClassNode = newClassNode();
+  private classCount = 0;
   private classGen = 0;
 
   /** Policies' order or directions, or profiles' existence, or the config changed. */
   private invalidateClasses(): void {
-    if (this.classes.size) this.classes.clear();
+    if (this.classCount) this.classRoot = newClassNode();
+    this.classCount = 0;
     this.classGen++;
   }
 
   private classOf(st: EndpointState): EndpointClass {
     if (st.cls && st.clsGen === this.classGen) return st.cls;
     const e = st.input;
-    let key = e.kind + '\x01';
-    for (const id of st.policies) key += id + '\x00';
-    key += '\x01';
-    for (const p of e.profiles) key += p + '\x00';
-    let cls = this.classes.get(key);
+    let node = classChild(this.classRoot, e.kind);
+    for (const ps of st.polSels) node = classChild(node, ps);
+    // policy ids and profile names never meet: a separator between them.
+    node = classChild(node, '');
+    for (const p of e.profiles) node = classChild(node, p);
+    let cls = node.cls;
     if (!cls) {
-      cls = this.buildClass(e.kind, st.policies, e.profiles);
-      if (this.classes.size > 50_000) this.classes.clear();
-      this.classes.set(key, cls);
+      if (this.classCount >= 50_000) {
+        this.invalidateClasses();
+        return this.classOf(st);
+      }
+      cls = node.cls = this.buildClass(e.kind, st.polSels, e.profiles);
+      this.classCount++;
     }
     st.cls = cls;
     st.clsGen = this.classGen;
     return cls;
   }
 
-  private buildClass(kind: 'wep' | 'hep', policyIds: Set<string>, allProfiles: string[]): EndpointClass {
+  private buildClass(kind: 'wep' | 'hep', polSels: Set<PolSel>, allProfiles: string[]): EndpointClass {
     const profiles = allProfiles.filter((p) => this.profiles.get(p)?.profile);
     const pols: PolicyState[] = [];
-    for (const id of policyIds) {
-      const ps = this.policies.get(id);
-      if (ps) pols.push(ps);
+    for (const sel of polSels) {
+      for (const id of sel.ids) {
+        const ps = this.policies.get(id);
+        if (ps) pols.push(ps);
+      }
     }
     if (pols.length > 1) pols.sort((a, b) => comparePolicies(a.policy, b.policy));
     const cls: EndpointClass = { profiles, chains: [], bodies: [], bodyKeys: [] };
@@ -820,41 +849,42 @@ export class PolicyEngine {
     return n;
   }
 
-  private bodyMember(f: Family, iface: string): string {
-    return `${f === 4 ? '0.0.0.0/0' : '::/0'},${iface}`;
-  }
-
   private acquireBody(cb: ClassBody, iface: string): void {
     let b = this.bodies.get(cb.key);
-    if (!b) this.bodies.set(cb.key, (b = { family: cb.family, chain: cb.chain, rules: cb.rules, refs: 0, shards: [], setNames: [], where: new Map() }));
+    if (!b) this.bodies.set(cb.key, (b = { family: cb.family, chain: cb.chain, rules: cb.rules, refs: 0, shardSizes: [], setNames: [], where: new Map() }));
     b.refs++;
     const w = b.where.get(iface);
-    if (w) {
-      w.count++;
+    if (w !== undefined) {
+      b.where.set(iface, w + SHARD_SPAN);
       return;
     }
+    const sizes = b.shardSizes;
     let k = 0;
-    while (k < b.shards.length && b.shards[k]!.size >= IFACES_PER_SET) k++;
-    if (k === b.shards.length) {
-      b.shards.push(new Set());
+    while (k < sizes.length && sizes[k]! >= IFACES_PER_SET) k++;
+    if (k === sizes.length) {
+      sizes.push(0);
       const name = this.names.ifaceSet(b.family, b.chain, k);
       b.setNames.push(name);
       this.desired.ensureIpset(name, 'hash:net,iface', b.family);
       this.dirtyDispatch = true;
     }
-    b.shards[k]!.add(iface);
-    b.where.set(iface, { shard: k, count: 1 });
-    this.desired.addMember(b.setNames[k]!, this.bodyMember(b.family, iface));
+    sizes[k]!++;
+    b.where.set(iface, k + SHARD_SPAN);
+    this.desired.addMember(b.setNames[k]!, (b.family === 4 ? '0.0.0.0/0,' : '::/0,') + iface);
   }
 
   private releaseBody(bk: string, iface: string): void {
     const b = this.bodies.get(bk);
     if (!b) return;
     const w = b.where.get(iface);
-    if (w && --w.count === 0) {
-      b.where.delete(iface);
-      b.shards[w.shard]!.delete(iface);
-      this.desired.delMember(b.setNames[w.shard]!, this.bodyMember(b.family, iface));
+    if (w !== undefined) {
+      if (w >= 2 * SHARD_SPAN) b.where.set(iface, w - SHARD_SPAN);
+      else {
+        const shard = w % SHARD_SPAN;
+        b.where.delete(iface);
+        b.shardSizes[shard]!--;
+        this.desired.delMember(b.setNames[shard]!, (b.family === 4 ? '0.0.0.0/0,' : '::/0,') + iface);
+      }
     }
     if (--b.refs > 0) return;
     this.bodies.delete(bk);

@@ -39,16 +39,18 @@ function restrictionOf(n: SelectorNode): Restriction | undefined {
 }
 
 interface SelEntry {
+  id: string;
   sel: Selector;
   restriction?: Restriction;
-  members: Set<string>;
+  members: Set<ItemEntry>;
   /** the caller's data for the selector, handed back with each change. */
   data: unknown;
 }
 
 interface ItemEntry {
+  id: string;
   labels: Labels;
-  matched: Set<string>;
+  matched: Set<SelEntry>;
   /** the caller's data for the item, handed back with each change. */
   data: unknown;
 }
@@ -56,17 +58,15 @@ interface ItemEntry {
 /** `selectorData`/`itemData`: what the caller attached in updateSelector/updateItem. */
 export type ChangeHandler = (selectorId: string, itemId: string, matched: boolean, selectorData: any, itemData: any) => void;
 
-const NONE: ReadonlySet<string> = new Set();
-
 export class LabelIndex {
   private readonly sels = new Map<string, SelEntry>();
   private readonly items = new Map<string, ItemEntry>();
   // selector side
-  private readonly selByKV = new Map<string, Map<string, Set<string>>>();
-  private readonly selByKey = new Map<string, Set<string>>();
-  private readonly selUnrestricted = new Set<string>();
+  private readonly selByKV = new Map<string, Map<string, Set<SelEntry>>>();
+  private readonly selByKey = new Map<string, Set<SelEntry>>();
+  private readonly selUnrestricted = new Set<SelEntry>();
   // item side
-  private readonly itemsByKV = new Map<string, Map<string, Set<string>>>();
+  private readonly itemsByKV = new Map<string, Map<string, Set<ItemEntry>>>();
 
   constructor(private readonly onChange: ChangeHandler) {}
 
@@ -77,15 +77,26 @@ export class LabelIndex {
     return this.items.size;
   }
 
+  /** The ids of the items the selector matches (a copy). */
   members(selectorId: string): ReadonlySet<string> {
-    return this.sels.get(selectorId)?.members ?? NONE;
+    const out = new Set<string>();
+    const e = this.sels.get(selectorId);
+    if (e) for (const it of e.members) out.add(it.id);
+    return out;
+  }
+
+  /** True when the selector matches the item. */
+  matches(selectorId: string, itemId: string): boolean {
+    const it = this.items.get(itemId);
+    const e = this.sels.get(selectorId);
+    return !!it && !!e && e.members.has(it);
   }
 
   /** Calls fn for each item the selector matches, with the item's data. */
   forEachMember(selectorId: string, fn: (itemId: string, itemData: any) => void): void {
     const e = this.sels.get(selectorId);
     if (!e) return;
-    for (const itemId of e.members) fn(itemId, this.items.get(itemId)!.data);
+    for (const it of e.members) fn(it.id, it.data);
   }
 
   hasSelector(selectorId: string): boolean {
@@ -100,40 +111,40 @@ export class LabelIndex {
   updateSelector(id: string, sel: Selector, data?: unknown): void {
     const old = this.sels.get(id);
     if (old && old.sel.toString() === sel.toString()) return;
-    if (old) this.unindexSelector(id, old);
-    const entry: SelEntry = { sel, restriction: restrictionOf(sel.root), members: old?.members ?? new Set(), data: old ? old.data : data };
-    this.sels.set(id, entry);
-    this.indexSelector(id, entry);
     if (!old) {
+      const entry: SelEntry = { id, sel, restriction: restrictionOf(sel.root), members: new Set(), data };
+      this.sels.set(id, entry);
+      this.indexSelector(entry);
       // A new selector: every match is a change, in candidate order.
-      const visit = (itemId: string): void => {
-        const it = this.items.get(itemId)!;
+      this.forEachCandidateItem(entry, (it) => {
         if (!sel.evaluate(it.labels)) return;
-        entry.members.add(itemId);
-        it.matched.add(id);
-        this.onChange(id, itemId, true, entry.data, it.data);
-      };
-      this.forEachCandidateItem(entry, visit);
+        entry.members.add(it);
+        it.matched.add(entry);
+        this.onChange(id, it.id, true, entry.data, it.data);
+      });
       return;
     }
-    const now = new Set<string>();
-    this.forEachCandidateItem(entry, (itemId) => {
-      if (sel.evaluate(this.items.get(itemId)!.labels)) now.add(itemId);
+    const entry = old;
+    this.unindexSelector(entry);
+    entry.sel = sel;
+    entry.restriction = restrictionOf(sel.root);
+    this.indexSelector(entry);
+    const now = new Set<ItemEntry>();
+    this.forEachCandidateItem(entry, (it) => {
+      if (sel.evaluate(it.labels)) now.add(it);
     });
-    for (const itemId of [...entry.members]) {
-      if (!now.has(itemId)) {
-        entry.members.delete(itemId);
-        const it = this.items.get(itemId);
-        it?.matched.delete(id);
-        this.onChange(id, itemId, false, entry.data, it?.data);
+    for (const it of [...entry.members]) {
+      if (!now.has(it)) {
+        entry.members.delete(it);
+        it.matched.delete(entry);
+        this.onChange(id, it.id, false, entry.data, it.data);
       }
     }
-    for (const itemId of now) {
-      if (!entry.members.has(itemId)) {
-        entry.members.add(itemId);
-        const it = this.items.get(itemId)!;
-        it.matched.add(id);
-        this.onChange(id, itemId, true, entry.data, it.data);
+    for (const it of now) {
+      if (!entry.members.has(it)) {
+        entry.members.add(it);
+        it.matched.add(entry);
+        this.onChange(id, it.id, true, entry.data, it.data);
       }
     }
   }
@@ -141,46 +152,58 @@ export class LabelIndex {
   deleteSelector(id: string): void {
     const entry = this.sels.get(id);
     if (!entry) return;
-    this.unindexSelector(id, entry);
+    this.unindexSelector(entry);
     this.sels.delete(id);
-    for (const itemId of entry.members) {
-      const it = this.items.get(itemId);
-      it?.matched.delete(id);
-      this.onChange(id, itemId, false, entry.data, it?.data);
+    for (const it of entry.members) {
+      it.matched.delete(entry);
+      this.onChange(id, it.id, false, entry.data, it.data);
     }
   }
 
-  /** Adds or updates an item's labels; only selectors that could match are evaluated. */
+  /**
+   * Adds or updates an item's labels; only selectors that could match are evaluated. The
+   * index keeps `labels` (the caller must not change the object afterwards).
+   */
   updateItem(id: string, labels: Labels, data?: unknown): void {
     const old = this.items.get(id);
     if (old && sameLabels(old.labels, labels)) {
       old.data = data;
       return;
     }
-    if (old) this.unindexItem(id, old.labels);
-    const entry: ItemEntry = { labels: { ...labels }, matched: old?.matched ?? new Set(), data };
-    this.items.set(id, entry);
-    this.indexItem(id, entry.labels);
-    const now = new Set<string>();
-    for (const selId of this.candidateSelectors(entry.labels)) {
-      if (this.sels.get(selId)!.sel.evaluate(entry.labels)) now.add(selId);
+    if (!old) {
+      const entry: ItemEntry = { id, labels, matched: new Set(), data };
+      this.items.set(id, entry);
+      this.indexItem(entry);
+      // A new item: every match is a change, in candidate order.
+      this.forEachCandidateSelector(labels, (se) => {
+        if (!se.sel.evaluate(labels)) return;
+        entry.matched.add(se);
+        se.members.add(entry);
+        this.onChange(se.id, id, true, se.data, data);
+      });
+      return;
     }
-    if (old) {
-      for (const selId of [...entry.matched]) {
-        if (!now.has(selId)) {
-          entry.matched.delete(selId);
-          const se = this.sels.get(selId);
-          se?.members.delete(id);
-          this.onChange(selId, id, false, se?.data, data);
-        }
+    const entry = old;
+    this.unindexItem(entry);
+    entry.labels = labels;
+    entry.data = data;
+    this.indexItem(entry);
+    const now = new Set<SelEntry>();
+    this.forEachCandidateSelector(labels, (se) => {
+      if (se.sel.evaluate(labels)) now.add(se);
+    });
+    for (const se of [...entry.matched]) {
+      if (!now.has(se)) {
+        entry.matched.delete(se);
+        se.members.delete(entry);
+        this.onChange(se.id, id, false, se.data, data);
       }
     }
-    for (const selId of now) {
-      if (!entry.matched.has(selId)) {
-        entry.matched.add(selId);
-        const se = this.sels.get(selId)!;
-        se.members.add(id);
-        this.onChange(selId, id, true, se.data, data);
+    for (const se of now) {
+      if (!entry.matched.has(se)) {
+        entry.matched.add(se);
+        se.members.add(entry);
+        this.onChange(se.id, id, true, se.data, data);
       }
     }
   }
@@ -188,19 +211,18 @@ export class LabelIndex {
   deleteItem(id: string): void {
     const entry = this.items.get(id);
     if (!entry) return;
-    this.unindexItem(id, entry.labels);
+    this.unindexItem(entry);
     this.items.delete(id);
-    for (const selId of entry.matched) {
-      const se = this.sels.get(selId);
-      se?.members.delete(id);
-      this.onChange(selId, id, false, se?.data, entry.data);
+    for (const se of entry.matched) {
+      se.members.delete(entry);
+      this.onChange(se.id, id, false, se.data, entry.data);
     }
   }
 
-  private forEachCandidateItem(e: SelEntry, fn: (itemId: string) => void): void {
+  private forEachCandidateItem(e: SelEntry, fn: (it: ItemEntry) => void): void {
     const r = e.restriction;
     if (!r) {
-      for (const k of this.items.keys()) fn(k);
+      for (const it of this.items.values()) fn(it);
       return;
     }
     const byV = this.itemsByKV.get(r.key);
@@ -208,42 +230,50 @@ export class LabelIndex {
     if (r.values) {
       for (const v of r.values) {
         const s = byV.get(v);
-        if (s) for (const k of s) fn(k);
+        if (s) for (const it of s) fn(it);
       }
     } else {
-      for (const s of byV.values()) for (const k of s) fn(k);
+      for (const s of byV.values()) for (const it of s) fn(it);
     }
   }
 
-  private candidateSelectors(labels: Labels): Set<string> {
-    const out = new Set(this.selUnrestricted);
-    for (const [k, v] of Object.entries(labels)) {
-      for (const s of this.selByKey.get(k) ?? []) out.add(s);
-      for (const s of this.selByKV.get(k)?.get(v) ?? []) out.add(s);
+  /**
+   * The selectors whose restriction the labels meet, and the unrestricted ones. Each comes
+   * once: a selector is indexed under one key (an item has one value for it).
+   */
+  private forEachCandidateSelector(labels: Labels, fn: (e: SelEntry) => void): void {
+    for (const s of this.selUnrestricted) fn(s);
+    if (this.sels.size === this.selUnrestricted.size) return;
+    for (const k in labels) {
+      const byKey = this.selByKey.get(k);
+      if (byKey) for (const s of byKey) fn(s);
+      const byKV = this.selByKV.get(k)?.get(labels[k]!);
+      if (byKV) for (const s of byKV) fn(s);
     }
-    return out;
   }
 
-  private indexSelector(id: string, e: SelEntry): void {
+  private indexSelector(e: SelEntry): void {
     const r = e.restriction;
-    if (!r) this.selUnrestricted.add(id);
-    else if (!r.values) addTo(this.selByKey, r.key, id);
-    else for (const v of r.values) addTo2(this.selByKV, r.key, v, id);
+    if (!r) this.selUnrestricted.add(e);
+    else if (!r.values) addTo(this.selByKey, r.key, e);
+    else for (const v of r.values) addTo2(this.selByKV, r.key, v, e);
   }
 
-  private unindexSelector(id: string, e: SelEntry): void {
+  private unindexSelector(e: SelEntry): void {
     const r = e.restriction;
-    if (!r) this.selUnrestricted.delete(id);
-    else if (!r.values) delFrom(this.selByKey, r.key, id);
-    else for (const v of r.values) delFrom2(this.selByKV, r.key, v, id);
+    if (!r) this.selUnrestricted.delete(e);
+    else if (!r.values) delFrom(this.selByKey, r.key, e);
+    else for (const v of r.values) delFrom2(this.selByKV, r.key, v, e);
   }
 
-  private indexItem(id: string, labels: Labels): void {
-    for (const [k, v] of Object.entries(labels)) addTo2(this.itemsByKV, k, v, id);
+  private indexItem(e: ItemEntry): void {
+    const labels = e.labels;
+    for (const k in labels) addTo2(this.itemsByKV, k, labels[k]!, e);
   }
 
-  private unindexItem(id: string, labels: Labels): void {
-    for (const [k, v] of Object.entries(labels)) delFrom2(this.itemsByKV, k, v, id);
+  private unindexItem(e: ItemEntry): void {
+    const labels = e.labels;
+    for (const k in labels) delFrom2(this.itemsByKV, k, labels[k]!, e);
   }
 }
 
@@ -253,25 +283,25 @@ function sameLabels(a: Labels, b: Labels): boolean {
   return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && b[k] === a[k]);
 }
 
-function addTo(m: Map<string, Set<string>>, k: string, id: string): void {
+function addTo<T>(m: Map<string, Set<T>>, k: string, x: T): void {
   let s = m.get(k);
   if (!s) m.set(k, (s = new Set()));
-  s.add(id);
+  s.add(x);
 }
-function delFrom(m: Map<string, Set<string>>, k: string, id: string): void {
+function delFrom<T>(m: Map<string, Set<T>>, k: string, x: T): void {
   const s = m.get(k);
   if (!s) return;
-  s.delete(id);
+  s.delete(x);
   if (s.size === 0) m.delete(k);
 }
-function addTo2(m: Map<string, Map<string, Set<string>>>, k: string, v: string, id: string): void {
+function addTo2<T>(m: Map<string, Map<string, Set<T>>>, k: string, v: string, x: T): void {
   let mm = m.get(k);
   if (!mm) m.set(k, (mm = new Map()));
-  addTo(mm, v, id);
+  addTo(mm, v, x);
 }
-function delFrom2(m: Map<string, Map<string, Set<string>>>, k: string, v: string, id: string): void {
+function delFrom2<T>(m: Map<string, Map<string, Set<T>>>, k: string, v: string, x: T): void {
   const mm = m.get(k);
   if (!mm) return;
-  delFrom(mm, v, id);
+  delFrom(mm, v, x);
   if (mm.size === 0) m.delete(k);
 }

@@ -70,10 +70,16 @@ function evalNode(n: SelectorNode, labels: Labels): boolean {
     }
     case 'not':
       return !evalNode(n.operand, labels);
-    case 'and':
-      return n.operands.every((o) => evalNode(o, labels));
-    case 'or':
-      return n.operands.some((o) => evalNode(o, labels));
+    case 'and': {
+      const ops = n.operands;
+      for (let i = 0; i < ops.length; i++) if (!evalNode(ops[i]!, labels)) return false;
+      return true;
+    }
+    case 'or': {
+      const ops = n.operands;
+      for (let i = 0; i < ops.length; i++) if (evalNode(ops[i]!, labels)) return true;
+      return false;
+    }
   }
 }
 
