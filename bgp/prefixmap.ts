@@ -296,6 +296,29 @@ export class PrefixMap<V> {
     return this.entries();
   }
 }
+let warmedUp = false;
+
+/**
+ * Runs the IPv4 table code on a small throw-away map (a few thousand /24s stored, read and
+ * deleted, ~1 ms), once per process, so V8 has it optimized before the first table load: a
+ * speaker's first full table from a peer otherwise runs these loops unoptimized for most of the
+ * load (measured: 2 x 100,000 inserts ~124 -> ~80 ms CPU). No effect on any table's contents.
+ */
+export function warmUpPrefixMaps(): void {
+  if (warmedUp) return;
+  warmedUp = true;
+  const v = { warm: true };
+  for (let round = 0; round < 3; round++) {
+    const m = new PrefixMap<object>();
+    for (let i = 0; i < 3000; i++) {
+      const p = ((0x0a000000 + Math.imul(i, 0x9e3779b1 >>> 8) * 256) >>> 0) * 64 + 24;
+      if (m.get(p) === undefined) m.set(p, v);
+      m.has(p);
+    }
+    for (const p of m.keys()) m.delete(p);
+  }
+}
+
 export class PrefixSet {
   private readonly m = new PrefixMap<true>();
   get size(): number {

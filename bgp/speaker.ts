@@ -37,7 +37,7 @@ import {
 } from './codec/index.js';
 import { native } from './native.js';
 import { ChangeLog, LocRib, Path, internPath, type RibPeer } from './rib.js';
-import { PrefixMap, PrefixSet } from './prefixmap.js';
+import { PrefixMap, PrefixSet, warmUpPrefixMaps } from './prefixmap.js';
 import { Session, type SessionHost } from './session.js';
 import type {
   BgpPeerStatus,
@@ -223,6 +223,7 @@ export class BgpSpeaker implements SessionHost {
     if (this.started) return;
     this.started = true;
     this.startedAt = Date.now();
+    warmUpPrefixMaps();
     await this.listen();
     for (const s of this.sessions.values()) s.start();
     this.deferralTimer = setTimeout(() => this.markSyncDone('deferral timer expired'), this.deferralTime * 1000);
