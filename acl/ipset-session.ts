@@ -53,7 +53,11 @@ export class IpsetSession {
     const p = this.ensure();
     return new Promise<void>((resolve, reject) => {
       this.sent += n;
-      const timer = setTimeout(() => this.fail(new IpsetSessionError(`ipset session: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(() => {
+        // A session that stops answering is not trusted again: the next batch starts a new one.
+        this.fail(new IpsetSessionError(`ipset session: no answer within ${this.timeoutMs} ms`));
+        this.close();
+      }, this.timeoutMs);
       this.waiter = { until: this.sent + 1, errors: [], resolve, reject, timer };
       p.stdin.write(lines);
       this.check();
@@ -128,6 +132,5 @@ export class IpsetSession {
       clearTimeout(w.timer);
       w.reject(e);
     }
-    if (e.message.includes('no answer')) this.close();
   }
 }
