@@ -7,9 +7,9 @@
 // keeps its id wherever it moves and a chain diff is a prefix/suffix match. Only chains with
 // our prefix are ever created, flushed or deleted; in built-in chains we touch only rules
 // carrying our hash comment.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { counter, gauge, histogram } from '../agent/metrics.js';
+import { defaultExec, type Exec } from './exec.js';
 import { defaultSpawner, IpsetSession, type SessionSpawner } from './ipset-session.js';
 import { logger, type Logger } from '../agent/log.js';
 import { chainKey, splitChainKey, TABLES, type ChainKey, type DesiredState, type IpsetType } from './desired.js';
@@ -30,26 +30,7 @@ const restoreErrors = counter({
 });
 const ipsetMembers = gauge({ name: 'petrel_ipset_members', help: 'Members of Petrel ipsets programmed in the kernel' });
 
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export type Exec = (cmd: string, args: string[], input?: string) => Promise<ExecResult>;
-
-export const defaultExec: Exec = (cmd, args, input) =>
-  new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    p.stdin.on('error', () => undefined);
-    p.stdin.end(input ?? '');
-  });
+export { defaultExec, type Exec, type ExecResult } from './exec.js';
 
 /** Unparseable iptables-save / ipset output: never act on it. */
 export class DataplaneReadError extends Error {
