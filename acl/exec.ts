@@ -14,8 +14,7 @@
 // inputs still given as files.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -183,7 +182,7 @@ export class ExecServer {
       while ((i = this.buf.indexOf('\n')) >= 0) {
         const line = this.buf.slice(0, i);
         this.buf = this.buf.slice(i + 1);
-        void this.finish(line);
+        this.finish(line);
       }
     });
     p.stdin!.on('error', () => undefined);
@@ -219,7 +218,7 @@ export class ExecServer {
     }
   }
 
-  private async finish(line: string): Promise<void> {
+  private finish(line: string): void {
     const m = /^(\d+) (\d+)$/.exec(line);
     const job = m ? this.pending.get(Number(m[1])) : undefined;
     if (!m || !job) return;
@@ -227,7 +226,10 @@ export class ExecServer {
     this.updateRef();
     const code = Number(m[2]);
     try {
-      const [stdout, stderr] = await Promise.all([readFile(job.out, 'utf8'), readFile(job.err, 'utf8')]);
+      // Synchronous reads: the files are in memory (tmpfs) and small next to what an async
+      // read costs in event-loop turns before the caller can go on.
+      const stdout = readFileSync(job.out, 'utf8');
+      const stderr = readFileSync(job.err, 'utf8');
       // The shell's "not found" for a missing binary: what spawn reports as ENOENT.
       if (code === 127 && /not found|No such file/i.test(stderr) && !stdout) {
         job.reject(Object.assign(new Error(`spawn ${job.cmd} ENOENT`), { code: 'ENOENT' }));

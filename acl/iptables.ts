@@ -273,6 +273,31 @@ export interface DataplaneStatus {
   ipsetMembers: number;
 }
 
+type Changes = ReturnType<DesiredState['takeChanges']>;
+
+interface IpsetChanges {
+  /** `create` lines of new sets. */
+  creates: string;
+  /** Members added, and sets re-created under another type (through a temp set and swap). */
+  fills: string;
+  /** Members removed. */
+  dels: string;
+  /** Sets destroyed. */
+  post: string;
+}
+
+/** An iptables-restore input for one table. */
+function restoreText(t: Table, ...parts: string[][]): string {
+  return [`*${t}`, ...parts.flat(), 'COMMIT', ''].join('\n');
+}
+
+/** Waits for all; then throws the first failure (none left running behind a rejection). */
+async function settled(ps: Array<Promise<unknown>>): Promise<void> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 interface KernelView {
   tables: Map<string, TableState>; // `${family}|${table}`
   ipsets: Map<string, IpsetState>;
@@ -375,43 +400,17 @@ export class IptablesDataplane {
       const fresh = !this.kernel;
       if (!this.kernel) this.kernel = await this.readKernel();
       const kernel = this.kernel;
-      // 1. ipsets: create / re-type / add members. Member deletions wait until the rules
-      // have changed (a workload moving to another body's interface set must never be in
-      // neither set while the dispatch rule for the new one is written).
-      const { pre, dels, post } = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
-      // Sets must exist (and be filled) before rules name them: when there are creates, their
-      // restore starts now and the rule text is built while it runs. Added members alone run
-      // alongside step 2.
-      const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
-      const sets = pre && !membersOnly ? this.restoreIpset(pre) : undefined;
-      sets?.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-      const tables: Array<{ f: Family; t: Table; input: string }> = [];
-      for (const f of this.families) {
-        for (const t of TABLES) {
-          const input = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel, fresh);
-          if (input) tables.push({ f, t, input });
-        }
-      }
-      await sets;
-      if (!tables.length) {
-        // Membership only (a pod add/delete whose body chains exist).
-        const rest = (membersOnly ? pre : '') + dels;
-        if (rest) await this.changeMembers(rest);
-      } else {
-        // 2. iptables, one restore per family and table; IPv4 and IPv6 are separate kernel
-        // tables, restored side by side.
-        await Promise.all([
-          ...(membersOnly ? [this.changeMembers(pre)] : []),
-          ...this.families.map(async (f) => {
-            for (const x of tables) if (x.f === f) await this.restoreTable(x.f, x.t, x.input);
-          }),
-        ]);
-        if (dels) await this.changeMembers(dels);
-      }
-      // 3. ipsets no longer referenced.
-      if (post) {
+      // Dark: none of our rules is in a built-in chain, so nothing reaches our chains (a fresh
+      // node, or after our hooks were removed). Then sets can be filled while the chains are
+      // written, and the hooks go in last.
+      const dark = this.families.every((f) => TABLES.every((t) => [...(kernel.tables.get(`${f}|${t}`)?.builtins.values() ?? [])].every((b) => !b.hashes.length)));
+      const sets = this.ipsetRestore(desired, changes.sets, changes.deltas, kernel);
+      if (dark) await this.applyDark(desired, changes, kernel, fresh, sets);
+      else await this.applyLive(desired, changes, kernel, fresh, sets);
+      // Then sets no longer referenced.
+      if (sets.post) {
         try {
-          await this.restoreIpset(post);
+          await this.restoreIpset(sets.post);
         } catch (e) {
           // A set still referenced by someone else's rule: keep it, retry on the next resync.
           this.log.warn({ err: String(e) }, 'could not destroy stale ipsets; will retry');
@@ -435,6 +434,83 @@ export class IptablesDataplane {
       this.scheduleRetry();
       throw e;
     }
+  }
+
+  /**
+   * With our chains reachable: (1) sets created and filled, (2) rules, (3) removed members.
+   * A workload moving to another body's interface set is never in neither set while the
+   * dispatch rule for the new one is written; a rule never names a set not yet filled.
+   */
+  private async applyLive(desired: DesiredState, changes: Changes, kernel: KernelView, fresh: boolean, sets: IpsetChanges): Promise<void> {
+    const pre = sets.creates + sets.fills;
+    // Sets must exist (and be filled) before rules name them: when there are creates, their
+    // restore starts now and the rule text is built while it runs. Added members alone run
+    // alongside step 2.
+    const membersOnly = pre !== '' && !sets.creates && !/^(create|swap) /m.test(pre);
+    const setsDone = pre && !membersOnly ? this.restoreIpset(pre) : undefined;
+    setsDone?.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    const tables: Array<{ f: Family; t: Table; input: string }> = [];
+    for (const f of this.families) {
+      for (const t of TABLES) {
+        const r = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel, fresh);
+        // Hooks are inserted after our chains exist and removed before they go.
+        if (r) tables.push({ f, t, input: restoreText(t, r.decl, r.body, r.hookOps, r.deletes) });
+      }
+    }
+    await setsDone;
+    if (!tables.length) {
+      // Membership only (a pod add/delete whose body chains exist).
+      const rest = (membersOnly ? pre : '') + sets.dels;
+      if (rest) await this.changeMembers(rest);
+      return;
+    }
+    // IPv4 and IPv6 are separate kernel tables, restored side by side.
+    await settled([
+      ...(membersOnly ? [this.changeMembers(pre)] : []),
+      ...this.families.map(async (f) => {
+        for (const x of tables) if (x.f === f) await this.restoreTable(x.f, x.t, x.input);
+      }),
+    ]);
+    if (sets.dels) await this.changeMembers(sets.dels);
+  }
+
+  /**
+   * With nothing of ours reachable: new sets created, then their members, the chains of each
+   * family (as soon as its text is built) and member removals all at once; then the hooks.
+   */
+  private async applyDark(desired: DesiredState, changes: Changes, kernel: KernelView, fresh: boolean, sets: IpsetChanges): Promise<void> {
+    // Creating many sets is mostly waiting (the kernel grows its set table 64 at a time, an
+    // RCU grace period each: ~150 ms for 1000 sets, little CPU): the rule text is built meanwhile.
+    const created = sets.creates ? this.restoreIpset(sets.creates) : Promise.resolve();
+    const filling = created.then(() => {
+      // The creates again (no-ops under -exist): ipset looks up the type of a set it did not
+      // create in the same run once per `add` line, which made 58k adds 2.7x slower.
+      const rest = sets.creates + sets.fills + sets.dels;
+      return rest !== sets.creates ? this.changeMembers(rest) : undefined;
+    });
+    const work: Promise<unknown>[] = [filling];
+    filling.catch(() => undefined);
+    const hooks: Array<{ f: Family; t: Table; input: string }> = [];
+    for (const f of this.families) {
+      const chains: Array<{ t: Table; input: string }> = [];
+      for (const t of TABLES) {
+        const r = this.tableRestore(desired, f, t, changes.chains, changes.hooks, kernel, fresh);
+        if (!r) continue;
+        if (r.decl.length || r.body.length || r.deletes.length) chains.push({ t, input: restoreText(t, r.decl, r.body, r.deletes) });
+        if (r.hookOps.length) hooks.push({ f, t, input: restoreText(t, r.hookOps) });
+      }
+      const p = created.then(async () => {
+        for (const x of chains) await this.restoreTable(f, x.t, x.input);
+      });
+      p.catch(() => undefined);
+      work.push(p);
+      // Let this family's restore start before the next family's text is built.
+      await new Promise((res) => setImmediate(res));
+    }
+    await settled(work);
+    await settled(this.families.map(async (f) => {
+      for (const x of hooks) if (x.f === f) await this.restoreTable(f, x.t, x.input);
+    }));
   }
 
   private retryTimer?: NodeJS.Timeout;
@@ -475,7 +551,8 @@ export class IptablesDataplane {
     full: Set<string>,
     deltas: Map<string, Map<string, boolean>>,
     kernel: KernelView,
-  ): { pre: string; dels: string; post: string } {
+  ): { creates: string; fills: string; dels: string; post: string } {
+    const creates: string[] = [];
     const pre: string[] = [];
     const dels: string[] = [];
     const post: string[] = [];
@@ -496,7 +573,7 @@ export class IptablesDataplane {
       }
       const fam = want.family === 4 ? 'inet' : 'inet6';
       if (!have) {
-        pre.push(create(name, want.type, want.family));
+        creates.push(create(name, want.type, want.family));
         for (const m of want.members) pre.push(`add ${name} ${m}`);
         kernel.ipsets.set(name, { type: want.type, family: fam, maxelem, members: new Set(want.members) });
       } else if (have.type !== want.type || have.family !== fam || (have.maxelem !== undefined && have.maxelem !== maxelem)) {
@@ -534,10 +611,23 @@ export class IptablesDataplane {
       }
     }
     const text = (l: string[]) => (l.length ? l.join('\n') + '\n' : '');
-    return { pre: text(pre), dels: text(dels), post: text(post) };
+    return { creates: text(creates), fills: text(pre), dels: text(dels), post: text(post) };
   }
 
-  private tableRestore(desired: DesiredState, f: Family, t: Table, dirty: Set<ChainKey>, dirtyHooks: Set<ChainKey>, kernel: KernelView, fresh: boolean): string {
+  /**
+   * What to restore in one family's table: `chains` (declarations and rules of our chains,
+   * then deletions of stale ones) and `hooks` (our rules in the built-in chains: removed before
+   * the chains they jump to go, inserted after those chains exist). Undefined: nothing to do.
+   */
+  private tableRestore(
+    desired: DesiredState,
+    f: Family,
+    t: Table,
+    dirty: Set<ChainKey>,
+    dirtyHooks: Set<ChainKey>,
+    kernel: KernelView,
+    fresh: boolean,
+  ): { decl: string[]; body: string[]; hookOps: string[]; deletes: string[] } | undefined {
     const ts = kernel.tables.get(`${f}|${t}`)!;
     const decl: string[] = [];
     const body: string[] = [];
@@ -622,13 +712,12 @@ export class IptablesDataplane {
         count: rest + want.length,
       });
     }
-    if (!decl.length && !body.length && !deletes.length && !hookOps.length) return '';
+    if (!decl.length && !body.length && !deletes.length && !hookOps.length) return undefined;
     for (const [name, want] of updated) {
       ts.ours.set(name, want);
       ts.chains.add(name);
     }
-    // Hooks are inserted after our chains exist and removed before they go.
-    return [`*${t}`, ...decl, ...body, ...hookOps, ...deletes, 'COMMIT', ''].join('\n');
+    return { decl, body, hookOps, deletes };
   }
 
   private rank(chain: string): number {

@@ -1,4 +1,4 @@
-// npm run bench -- policy [--endpoints 10000] [--policies 500] [--ops 1000] [--families 4,6] [--backend auto|nft|legacy]
+// npm run bench -- policy [--endpoints 10000] [--policies 500] [--ops 1000] [--families 4,6] [--backend auto|nft|legacy] [--trace]
 //
 // In fresh network namespaces: full sync of N endpoints and M policies (half Kubernetes, half
 // Calico, selectors over ~50 label values) through PolicyCalculator + IptablesDataplane,
@@ -149,17 +149,31 @@ export default async function bench(args: string[]): Promise<void> {
     const restoreTimes: Record<string, number> = {};
     const backend = backendArg === 'legacy' || backendArg === 'nft' ? backendArg : await detectBackend(defaultExec);
     let ruleWrites = 0;
-    const dp = new IptablesDataplane({ ipVersions: families, exec: defaultExec, backend, refreshIntervalMs: 0, onRestore: (what) => void (what.includes('|') && ruleWrites++) });
+    // --trace: when each command of the full sync ran, to see what overlaps what.
+    const trace: string[] = [];
+    let traceT0 = 0;
+    const traced: Exec = !args.includes('--trace')
+      ? defaultExec
+      : async (cmd, a, input) => {
+          const s0 = performance.now() - traceT0;
+          const r = await defaultExec(cmd, a, input);
+          if (traceT0) trace.push(`  ${s0.toFixed(0).padStart(5)} -> ${(performance.now() - traceT0).toFixed(0).padStart(5)} ms  ${cmd} ${a.join(' ')} (${input?.length ?? 0} bytes in)`);
+          return r;
+        };
+    const dp = new IptablesDataplane({ ipVersions: families, exec: traced, backend, refreshIntervalMs: 0, onRestore: (what) => void (what.includes('|') && ruleWrites++) });
     const t0 = performance.now();
     calc.onEvents(events);
     const t1 = performance.now();
+    traceT0 = t1;
     await dp.apply(calc.desired);
     const t2 = performance.now();
+    traceT0 = 0;
     const stats = calc.desired.stats();
     const rssFull = process.memoryUsage().rss;
     console.log(`endpoints ${N}, policies ${M} (${calc.status().policiesActive} active), families ${families.join('+')}, backend ${backend}`);
     console.log(`ruleset: ${stats.chains} chains, ${stats.rules} rules, ${stats.ipsets} ipsets, ${stats.members} members`);
     console.log(`petrel full sync: ${(t2 - t0).toFixed(0)} ms (calculation ${(t1 - t0).toFixed(0)} ms, kernel read + diff + restore ${(t2 - t1).toFixed(0)} ms)`);
+    if (trace.length) console.log(`commands of the full sync (from the end of the calculation):\n${trace.join('\n')}`);
 
     // ---- Baseline: the same final ruleset restored once into an empty namespace.
     const a = defaultExec;

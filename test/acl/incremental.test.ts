@@ -85,21 +85,44 @@ describe('incremental apply in a real netns', () => {
     await ns.exec('ipset', ['create', swapped, 'hash:net', 'maxelem', '1000']);
     await ns.exec('ipset', ['add', swapped, '192.168.99.0/24']);
     await dp.apply(calc.desired);
+    first.push(...restores);
   });
   let swapped = '';
+  const first: Array<[string, string]> = [];
   afterAll(async () => {
     dp?.stop();
     await ns?.destroy();
   });
 
   it('a set of ours with another maxelem is re-created through a temp set and swap', async () => {
-    const first = restores.find(([w]) => w === 'ipset')![1];
-    expect(first).toMatch(new RegExp(`^swap ${swapped.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} pet-4t:\\d+$`, 'm'));
+    const ipsetInputs = restores.filter(([w]) => w === 'ipset').map(([, i]) => i).join('');
+    expect(ipsetInputs).toMatch(new RegExp(`^swap ${swapped.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} pet-4t:\\d+$`, 'm'));
     const list = (await ns.exec('ipset', ['list', swapped])).stdout;
     expect(list).toContain('maxelem 1048576');
     expect(list).not.toContain('192.168.99.0/24');
     expect(list).toContain('10.65.1.3');
     expect((await ns.exec('ipset', ['list', '-n'])).stdout).not.toMatch(/pet-4t:/);
+  });
+
+  it('the first apply, with nothing of ours hooked in yet, hooks our chains in last, after the sets exist and are filled', () => {
+    const order = first.map(([w]) => w);
+    // New sets created on their own first (rules may name them once they exist)...
+    expect(order[0]).toBe('ipset');
+    expect(first[0]![1]).toMatch(/^create /);
+    expect(first[0]![1]).not.toMatch(/^add /m);
+    // ...then members and chains side by side, then the jumps from the built-in chains in a
+    // restore of their own, last for each table.
+    const hooking = first.filter(([w, i]) => w.includes('|') && /^-[AI] (INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) /m.test(i));
+    expect(hooking.map(([w]) => w).sort()).toEqual(['4|filter', '4|nat', '6|filter', '6|nat']);
+    for (const [w, input] of hooking) {
+      expect(input).not.toMatch(/^:pet-/m); // no chain bodies with the hooks
+      const chains = order.indexOf(w);
+      expect(first[chains]![1]).toMatch(/^:pet-/m);
+      expect(chains).toBeLessThan(first.findIndex((r) => r[1] === input));
+    }
+    const lastFill = first.map(([w, i]) => w === 'ipset' && /^add /m.test(i)).lastIndexOf(true);
+    expect(lastFill).toBeGreaterThan(0);
+    expect(lastFill).toBeLessThan(first.findIndex((r) => hooking.includes(r)));
   });
 
   it('the first apply programs everything and keeps the foreign chain', async () => {
