@@ -222,6 +222,23 @@ export class PrefixMap<V> {
     return this;
   }
 
+  /** Stores `v` for `p`; returns the value it replaces. */
+  swap(p: Prefix, v: V): V | undefined {
+    if (typeof p === 'number') {
+      const len = p % 64;
+      let m = this.v4[len];
+      if (m === undefined) this.v4[len] = m = new IntTable();
+      const old = m.set(((p - len) / 64) | 0, this.ref(v));
+      if (old === 0) return undefined;
+      const prev = this.vals[old - 1];
+      this.unref(old);
+      return prev;
+    }
+    const prev = this.v6.get(p);
+    this.v6.set(p, v);
+    return prev;
+  }
+
   delete(p: Prefix): boolean {
     if (typeof p === 'number') {
       const len = p % 64;

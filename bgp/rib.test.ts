@@ -124,6 +124,35 @@ describe('ChangeLog', () => {
     rib.update(q);
     expect([...rib.changed]).toEqual([[q, pa]]);
   });
+
+  it('knows each new best while no prefix repeats; a path replaced by its own peer is logged with the old one', () => {
+    const rib = new LocRib();
+    const a = peer('10.0.0.1', { bgpId: 1 });
+    rib.addPeer(a);
+    const p: Prefix = 42 * 64 + 24;
+    const q: Prefix = 43 * 64 + 24;
+    const pa = internPath(a, attrs());
+    const pa2 = internPath(a, attrs({ asPath: seq(1, 2) }));
+    for (const x of [p, q]) {
+      a.adjIn.set(x, pa);
+      rib.announced(x, a, pa);
+    }
+    expect(rib.changed.mayRepeat).toBe(false);
+    expect(rib.changed.news).toEqual([pa, pa]);
+    rib.changed.clear();
+    a.adjIn.set(p, pa); // the same path again: no change
+    rib.announced(p, a, pa);
+    expect(rib.changed.length).toBe(0);
+    a.adjIn.set(p, pa2); // another path from the same (only) peer: it is the best now
+    rib.announced(p, a, pa2);
+    expect(rib.best.get(p)).toBe(pa2);
+    expect([...rib.changed]).toEqual([[p, pa]]);
+    a.adjIn.set(p, pa); // and back, in the same drain: one entry, best before the first change
+    rib.announced(p, a, pa);
+    expect(rib.changed.mayRepeat).toBe(true);
+    expect([...rib.changed]).toEqual([[p, pa]]);
+    expect(rib.best.get(p)).toBe(pa);
+  });
 });
 
 describe('PrefixMap / PrefixSet', () => {
@@ -166,7 +195,10 @@ describe('PrefixMap / PrefixSet', () => {
         const addr = (rnd(3) === 0 ? rnd(500) * 0x01000000 : rnd(0xffffffff)) >>> 0;
         const p = addr * 64 + lens[rnd(lens.length)]!;
         if (rnd(4) === 0) expect(m.delete(p)).toBe(ref.delete(p));
-        else {
+        else if (rnd(2) === 0) {
+          expect(m.swap(p, i)).toBe(ref.get(p));
+          ref.set(p, i);
+        } else {
           m.set(p, i);
           ref.set(p, i);
         }

@@ -47,6 +47,16 @@ export class Path {
     this.neighborAs = first;
   }
 
+  /** RFC 1997 communities as "AS:value" texts for reporting (shared: do not modify). */
+  communityTexts(): string[] | undefined {
+    const cs = this.attrs.communities;
+    if (cs === undefined) return undefined;
+    if (this.commTexts === undefined) this.commTexts = cs.map((x) => `${x >>> 16}:${x & 0xffff}`);
+    return this.commTexts;
+  }
+
+  private commTexts: string[] | undefined;
+
   /** Flat AS path (sequences and sets in order) for reporting. */
   private flat: number[] | undefined;
   asPathFlat(): number[] {
@@ -133,6 +143,8 @@ export function comparePaths(a: Path, b: Path): number {
 export class ChangeLog {
   readonly prefixes: Prefix[] = [];
   readonly olds: (Path | undefined)[] = [];
+  /** The best path after the change; while no prefix repeats, still the current best. */
+  readonly news: (Path | undefined)[] = [];
   /** Some prefix may be logged twice. */
   mayRepeat = false;
   /** A best path was removed since the last drain. */
@@ -195,6 +207,7 @@ export class ChangeLog {
   clear(): void {
     this.prefixes.length = 0;
     this.olds.length = 0;
+    this.news.length = 0;
     this.mayRepeat = false;
     this.removed = false;
   }
@@ -247,6 +260,7 @@ export class LocRib {
     } else this.best.set(prefix, best);
     log.prefixes.push(prefix);
     log.olds.push(old);
+    log.news.push(best);
     log.mayRepeat = true;
     return true;
   }
@@ -256,16 +270,21 @@ export class LocRib {
    * if nothing else is known for the prefix, it is the best without scanning other peers.
    */
   announced(prefix: Prefix, peer: RibPeer, path: Path): void {
-    const old = this.best.get(prefix);
-    if (old === undefined && this.peers.length === 1 && this.peers[0] === peer && !this.local.has(prefix)) {
-      this.best.set(prefix, path);
-      // Had no best: if it was logged since the drain, that best was removed since.
+    if (this.peers.length === 1 && this.peers[0] === peer && !this.local.has(prefix)) {
+      // The only source of routes: its path is the best, whatever was there (one table probe
+      // instead of a lookup and then a store).
+      const old = this.best.swap(prefix, path);
+      if (old === path) return;
       const log = this.changed;
       log.prefixes.push(prefix);
-      log.olds.push(undefined);
-      if (log.removed) log.mayRepeat = true;
+      log.olds.push(old);
+      log.news.push(path);
+      // Had a best: may have been logged since the drain. Had none: it was logged since the
+      // drain only if a best was removed since.
+      if (old !== undefined || log.removed) log.mayRepeat = true;
       return;
     }
+    const old = this.best.get(prefix);
     if (old !== undefined && old.src !== peer && comparePaths(old, path) <= 0) {
       // The current best (from elsewhere) stays best.
       return;

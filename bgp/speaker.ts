@@ -920,7 +920,7 @@ export class BgpSpeaker implements SessionHost {
     if (stale) c.stale = true;
     if (a.med !== undefined) c.med = a.med;
     if (a.localPref !== undefined) c.localPref = a.localPref;
-    if (a.communities) c.communities = a.communities.map((x) => `${x >>> 16}:${x & 0xffff}`);
+    if (a.communities) c.communities = best.communityTexts();
     return c;
   }
 
@@ -934,10 +934,12 @@ export class BgpSpeaker implements SessionHost {
     for (const ps of this.peerStates.values()) if (ps.session.established) established.push(ps);
     const best = this.rib.best;
     const { prefixes, olds } = log.firsts();
+    // While no prefix repeats, the log knows each current best (no table lookup per prefix).
+    const news = log.mayRepeat ? undefined : log.news;
     for (let j = 0; j < prefixes.length; j++) {
       const p = prefixes[j]!;
       const old = olds[j];
-      const b = best.get(p);
+      const b = news !== undefined ? news[j] : best.get(p);
       if (want) {
         // Learned best routes only: our own prefixes are the routes component's business, so a
         // prefix whose best became local (or vanished) is a withdrawal of the learned route.
