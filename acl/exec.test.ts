@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -89,6 +90,25 @@ describe('exec server', () => {
     const r = await s.run('echo', ['hi']);
     expect(r.stdout).toBe('hi\n');
     expect(s.unusable).toMatch(/could not start/);
+  });
+
+  it('removes the temp directory of an agent that was killed, not that of a live one', async () => {
+    await server().run('true', []); // this process has its directory
+    // A process that starts the server, runs a command and is then SIGKILLed: its directory stays.
+    const mod = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/acl/exec.js');
+    const code = `import(${JSON.stringify(mod)}).then(async (m) => { await m.defaultExec('true', []); console.log(process.pid); process.kill(process.pid, 'SIGKILL'); })`;
+    const p = spawnSync(process.execPath, ['--input-type=module', '-e', code], { timeout: 10_000, encoding: 'utf8' });
+    const pid = p.stdout.trim();
+    expect(pid).toMatch(/^\d+$/);
+    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    const left = () => readdirSync(base).filter((n) => n.startsWith(`petrel-exec-${pid}-`));
+    expect(left()).toHaveLength(1);
+    // A new process's first command clears it.
+    const q = spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(mod)}).then((m) => m.defaultExec('true', []))`], { timeout: 10_000 });
+    expect(q.status).toBe(0);
+    expect(left()).toEqual([]);
+    // This (live) process's is still there.
+    expect(readdirSync(base).filter((n) => n.startsWith(`petrel-exec-${process.pid}-`))).toHaveLength(1);
   });
 
   it('does not keep an idle process alive', () => {

@@ -14,7 +14,7 @@
 // inputs still given as files.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -33,12 +33,34 @@ const TMP_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
 let privateDir: string | undefined;
 
+/** Directories of earlier agents that were killed before they could remove them. */
+function removeLeftovers(): void {
+  let names: string[];
+  try {
+    names = readdirSync(TMP_DIR);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^petrel-exec-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // still running
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    rmSync(join(TMP_DIR, name), { recursive: true, force: true });
+  }
+}
+
 /**
  * A path in a directory of this process's own (mode 0700, made once, removed at exit), so no
  * other user can plant a file or symlink where a command's output is about to go.
  */
 function tempPath(what: string): string {
   if (!privateDir) {
+    removeLeftovers();
     const dir = mkdtempSync(join(TMP_DIR, `petrel-exec-${process.pid}-`));
     privateDir = dir;
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
