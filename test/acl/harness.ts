@@ -227,8 +227,17 @@ export class PolicyLab {
     }
   }
 
+  private writes = 0;
+
   /** Replaces the policy manifests and waits until the dataplane applied exactly these. */
   async setPolicies(docs: Array<{ apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }>): Promise<void> {
+    // The agent's policyDigest (and the driver's list) covers policy keys only, so two writes with
+    // the same names (e.g. "Deny (order 1) before Allow" then "Allow (order 1) before Deny") look
+    // applied before the agent has even read the second: the file datastore re-reads 75 ms after
+    // the write, and the old rules were probed (seen: `applies` unchanged when the wait returned,
+    // the probe got the old verdict). Each write therefore carries its own inert policy (selects
+    // nothing), last in the file: once its key is in the digest, the whole write has been read.
+    docs = [...docs, { apiVersion: 'projectcalico.org/v3', kind: 'GlobalNetworkPolicy', metadata: { name: `ptac-write-${++this.writes}` }, spec: { selector: "ptac-write == 'none'", types: ['Ingress'] } } as (typeof docs)[number]];
     const keys = docs
       .filter((d) => d.kind.endsWith('NetworkPolicy'))
       .map((d) => {

@@ -46,10 +46,21 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<boolea
   });
 }
 
+// UDP source ports, one per probe, in turn from a range below the kernel's ephemeral ports
+// (32768-60999). Not bind(0): its port is random, so a probe can get the port of an earlier
+// probe to the same pod, and while that flow's conntrack entry lives (30 s after a reply) the
+// node's `--ctstate ESTABLISHED -j ACCEPT` lets the new probe through whatever the policy now
+// says. Seen as "dev/client -> prod/db udp/80: expected denied, got allowed" under load. Taken
+// in turn, a port comes back only after UDP_PORTS.count probes from this pod (minutes here).
+const UDP_PORTS = { first: 20000, count: 12768 };
+let udpNext = 0;
+
 function probeUdp(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const u = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     let done = false;
+    let bound = false;
+    let tries = 0;
     const finish = (ok: boolean) => {
       if (done) return;
       done = true;
@@ -58,10 +69,12 @@ function probeUdp(host: string, port: number, timeoutMs: number): Promise<boolea
       resolve(ok);
     };
     const t = setTimeout(() => finish(false), timeoutMs);
+    const bind = () => u.bind(UDP_PORTS.first + (udpNext++ % UDP_PORTS.count));
+    u.once('listening', () => ((bound = true), u.send('ping', port, host)));
     u.on('message', (m) => finish(m.toString() === 'ok'));
-    u.on('error', () => finish(false));
-    // A fresh source port per probe: a new conntrack flow every time.
-    u.bind(0, () => u.send('ping', port, host));
+    // The port held by something else (never by this pod's other probes: each has its own): the next one.
+    u.on('error', (e: NodeJS.ErrnoException) => (!bound && e.code === 'EADDRINUSE' && ++tries < 16 ? bind() : finish(false)));
+    bind();
   });
 }
 
