@@ -94,13 +94,18 @@ describe('LocRib', () => {
 });
 
 describe('ChangeLog', () => {
-  it('reports each prefix once with its best before the first change, through the load fast path', () => {
+  /** A Loc-RIB with one peer (the load fast path), two prefixes and a path. */
+  function onePeer() {
     const rib = new LocRib();
     const a = peer('10.0.0.1', { bgpId: 1 });
     rib.addPeer(a);
     const p: Prefix = 42 * 64 + 24;
     const q: Prefix = 43 * 64 + 24;
-    const pa = internPath(a, attrs());
+    return { rib, a, p, q, pa: internPath(a, attrs()) };
+  }
+
+  it('reports each prefix once with its best before the first change, through the load fast path', () => {
+    const { rib, a, p, q, pa } = onePeer();
     a.adjIn.set(p, pa);
     rib.announced(p, a, pa); // fast path: no best before
     a.adjIn.set(q, pa);
@@ -126,12 +131,7 @@ describe('ChangeLog', () => {
   });
 
   it('knows each new best while no prefix repeats; a path replaced by its own peer is logged with the old one', () => {
-    const rib = new LocRib();
-    const a = peer('10.0.0.1', { bgpId: 1 });
-    rib.addPeer(a);
-    const p: Prefix = 42 * 64 + 24;
-    const q: Prefix = 43 * 64 + 24;
-    const pa = internPath(a, attrs());
+    const { rib, a, p, q, pa } = onePeer();
     const pa2 = internPath(a, attrs({ asPath: seq(1, 2) }));
     for (const x of [p, q]) {
       a.adjIn.set(x, pa);
