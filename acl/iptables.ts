@@ -615,9 +615,10 @@ export class IptablesDataplane {
   }
 
   /**
-   * What to restore in one family's table: `chains` (declarations and rules of our chains,
-   * then deletions of stale ones) and `hooks` (our rules in the built-in chains: removed before
-   * the chains they jump to go, inserted after those chains exist). Undefined: nothing to do.
+   * What to restore in one family's table: `decl` and `body` (declarations and rules of our
+   * chains), `deletes` (stale chains of ours) and `hookOps` (our rules in the built-in chains:
+   * removed before the chains they jump to go, inserted after those chains exist). Undefined:
+   * nothing to do.
    */
   private tableRestore(
     desired: DesiredState,
