@@ -251,3 +251,20 @@ describe('Selector.toString: canonical form', () => {
     expect([...parseSelector("a == 'b' && (has(c) || !d in {'x'})").labelKeys()].sort()).toEqual(['a', 'c', 'd']);
   });
 });
+
+describe('labels named like what every object inherits', () => {
+  it('are absent unless the endpoint has them', () => {
+    for (const key of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      const none: Record<string, string> = {};
+      expect(parseSelector(`has(${key})`).evaluate(none)).toBe(false);
+      expect(parseSelector(`${key} == "x"`).evaluate(none)).toBe(false);
+      expect(parseSelector(`${key} != "x"`).evaluate(none)).toBe(true);
+      expect(parseSelector(`!has(${key})`).evaluate(none)).toBe(true);
+      const own = JSON.parse(`{"${key}": "x"}`) as Record<string, string>;
+      expect(parseSelector(`has(${key})`).evaluate(own)).toBe(true);
+      expect(parseSelector(`${key} == "x"`).evaluate(own)).toBe(true);
+    }
+    // An empty value still counts as present.
+    expect(parseSelector('has(a)').evaluate({ a: '' })).toBe(true);
+  });
+});
