@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -62,6 +61,15 @@ describe.each([
   });
 });
 
+/** Runs `body` (with `m` = the built acl/exec.js) in a fresh node process. */
+function runNode(body: string) {
+  const mod = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/acl/exec.js'); // `npm test` builds first
+  return spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(mod)}).then(async (m) => { ${body} })`], {
+    timeout: 10_000,
+    encoding: 'utf8',
+  });
+}
+
 describe('exec server', () => {
   it('leaves no temporary files behind', async () => {
     const s = server();
@@ -93,18 +101,17 @@ describe('exec server', () => {
   });
 
   it('removes the temp directory of an agent that was killed, not that of a live one', async () => {
-    await server().run('true', []); // this process has its directory
+    const s = server();
+    await s.run('true', []); // this process has its directory
+    const base = dirname(s.lastTempDir()!);
     // A process that starts the server, runs a command and is then SIGKILLed: its directory stays.
-    const mod = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/acl/exec.js');
-    const code = `import(${JSON.stringify(mod)}).then(async (m) => { await m.defaultExec('true', []); console.log(process.pid); process.kill(process.pid, 'SIGKILL'); })`;
-    const p = spawnSync(process.execPath, ['--input-type=module', '-e', code], { timeout: 10_000, encoding: 'utf8' });
+    const p = runNode(`await m.defaultExec('true', []); console.log(process.pid); process.kill(process.pid, 'SIGKILL');`);
     const pid = p.stdout.trim();
     expect(pid).toMatch(/^\d+$/);
-    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
     const left = () => readdirSync(base).filter((n) => n.startsWith(`petrel-exec-${pid}-`));
     expect(left()).toHaveLength(1);
     // A new process's first command clears it.
-    const q = spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(mod)}).then((m) => m.defaultExec('true', []))`], { timeout: 10_000 });
+    const q = runNode(`await m.defaultExec('true', []);`);
     expect(q.status).toBe(0);
     expect(left()).toEqual([]);
     // This (live) process's is still there.
@@ -114,9 +121,7 @@ describe('exec server', () => {
   it('does not keep an idle process alive', () => {
     // A script that runs one command through the shared server and then has nothing to do
     // must exit by itself.
-    const mod = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/acl/exec.js'); // `npm test` builds first
-    const code = `import(${JSON.stringify(mod)}).then(async (m) => { const r = await m.defaultExec('echo', ['done']); process.stdout.write(r.stdout); })`;
-    const p = spawnSync(process.execPath, ['--input-type=module', '-e', code], { timeout: 10_000, encoding: 'utf8' });
+    const p = runNode(`const r = await m.defaultExec('echo', ['done']); process.stdout.write(r.stdout);`);
     expect(p.status).toBe(0);
     expect(p.stdout).toBe('done\n');
   });

@@ -446,7 +446,7 @@ export class IptablesDataplane {
     // Sets must exist (and be filled) before rules name them: when there are creates, their
     // restore starts now and the rule text is built while it runs. Added members alone run
     // alongside step 2.
-    const membersOnly = pre !== '' && !sets.creates && !/^(create|swap) /m.test(pre);
+    const membersOnly = pre !== '' && !/^(create|swap) /m.test(pre);
     const setsDone = pre && !membersOnly ? this.restoreIpset(pre) : undefined;
     setsDone?.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const tables: Array<{ f: Family; t: Table; input: string }> = [];
@@ -485,8 +485,7 @@ export class IptablesDataplane {
     const filling = created.then(() => {
       // The creates again (no-ops under -exist): ipset looks up the type of a set it did not
       // create in the same run once per `add` line, which made 58k adds 2.7x slower.
-      const rest = sets.creates + sets.fills + sets.dels;
-      return rest !== sets.creates ? this.changeMembers(rest) : undefined;
+      return sets.fills || sets.dels ? this.changeMembers(sets.creates + sets.fills + sets.dels) : undefined;
     });
     const work: Promise<unknown>[] = [filling];
     filling.catch(() => undefined);
