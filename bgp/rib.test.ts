@@ -207,6 +207,8 @@ describe('PrefixMap / PrefixSet', () => {
       for (const [p, v] of ref) expect(m.get(p)).toBe(v);
       const seen = new Map(m.entries());
       expect(seen).toEqual(ref);
+      m.compact();
+      expect(new Map(m.entries())).toEqual(ref);
       // Delete everything while iterating (the export loop's pattern), then the table is empty.
       let n = 0;
       for (const p of m.keys()) {
@@ -219,5 +221,24 @@ describe('PrefixMap / PrefixSet', () => {
       for (const p of ref.keys()) expect(m.has(p)).toBe(false);
       ref.clear();
     }
+  });
+
+  it('grow fast while filling and give the room back on compact, contents unchanged', () => {
+    const m = new PrefixMap<number>();
+    const n = 30_000;
+    for (let i = 0; i < n; i++) m.set(((0x10000000 + i * 256) >>> 0) * 64 + 24, i % 7);
+    // Eightfold growth: 30,000 /24s sit in 2^18 slots; the fitting size (load <= 1/2) is 2^16.
+    expect(m.slots).toBe(1 << 18);
+    m.compact();
+    expect(m.slots).toBe(1 << 16);
+    expect(m.size).toBe(n);
+    for (let i = 0; i < n; i++) expect(m.get(((0x10000000 + i * 256) >>> 0) * 64 + 24)).toBe(i % 7);
+    // A fitting table is left as it is; deleting down to a few entries lets compact shrink it.
+    m.compact();
+    expect(m.slots).toBe(1 << 16);
+    for (let i = 10; i < n; i++) m.delete(((0x10000000 + i * 256) >>> 0) * 64 + 24);
+    m.compact();
+    expect(m.slots).toBe(32);
+    expect([...m.values()].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 0, 1, 2].sort());
   });
 });

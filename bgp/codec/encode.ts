@@ -2,7 +2,7 @@
 // Invalid caller input (a malformed next-hop string, a message that cannot fit 65535 octets) is
 // a programming error and throws TypeError/RangeError; nothing received from a peer can make an
 // encoder throw when its decoded form is re-encoded.
-import { parseIp4, parseIp6Into, prefix6Parts } from './prefix.js';
+import { parseIp4, parseIp6Into, prefix4Len, prefix6Parts } from './prefix.js';
 import {
   AS_TRANS,
   AsPathSegmentType,
@@ -281,12 +281,12 @@ export function encodeAttributes(attrs: PathAttributes, ctx: CodecContext): Buff
 // ---- prefixes ----------------------------------------------------------------------------------
 
 function prefix4Size(p: Prefix4): number {
-  return 1 + (((p % 64) + 7) >> 3);
+  return 1 + ((prefix4Len(p) + 7) >> 3);
 }
 
 function writePrefix4(buf: Buffer, o: number, p: Prefix4): number {
-  const len = p % 64;
-  const a = (p - len) / 64;
+  const a = Math.floor(p / 64);
+  const len = p - a * 64;
   buf[o++] = len;
   if (len > 0) buf[o++] = a >>> 24;
   if (len > 8) buf[o++] = (a >>> 16) & 255;
