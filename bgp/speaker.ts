@@ -767,8 +767,9 @@ export class BgpSpeaker implements SessionHost {
   }
 
   /**
-   * After a large table load, hand the freed TCP buffers back to the OS (glibc keeps freed
-   * malloc memory in its arenas; the RIB itself lives on the V8 heap).
+   * After a large table load or dump: shrink the prefix tables that grew fast for it to their fitting
+   * size, and hand the freed TCP buffers back to the OS (glibc keeps freed malloc memory in its
+   * arenas).
    */
   private scheduleTrim(): void {
     if (this.trimTimer) return;
@@ -776,6 +777,14 @@ export class BgpSpeaker implements SessionHost {
       this.trimTimer = null;
       if (this.busy.size) return;
       this.processedSinceTrim = 0;
+      this.rib.best.compact();
+      this.rib.local.compact();
+      for (const ps of this.peerStates.values()) {
+        ps.adjIn.compact();
+        ps.stale?.compact();
+        ps.adjOut.compact();
+        ps.dirty.compact();
+      }
       native?.trimMemory?.();
     }, 2000);
     this.trimTimer.unref();
@@ -1026,6 +1035,7 @@ export class BgpSpeaker implements SessionHost {
       }
     }
     if (more) this.scheduleExport();
+    else if (this.processedSinceTrim > 1000) this.scheduleTrim();
   }
 
   private write(ps: PeerState, buf: Buffer, update = true): void {
@@ -1069,6 +1079,7 @@ export class BgpSpeaker implements SessionHost {
       }
       if (++n >= max) break;
     }
+    this.processedSinceTrim += n;
     if (wd4.length) for (const b of packWithdrawals(wd4, Afi.IPV4, { maxSize: conn.ctx.maxMessageSize })) this.write(ps, b);
     if (wd6.length) for (const b of packWithdrawals(wd6, Afi.IPV6, { maxSize: conn.ctx.maxMessageSize })) this.write(ps, b);
     for (const [attrs, list] of groups) for (const b of packUpdates(attrs, list, conn.ctx)) this.write(ps, b);
