@@ -7,10 +7,11 @@
 // per route (Petrel: RSS after - before, both after a full GC, / N; BIRD: `show memory` routing
 // tables delta / N, and its RSS delta). Also checks that keepalives kept flowing: the session
 // never dropped, and the speaker's event loop never stalled near the keepalive interval.
+// `--pcap` adds, per run, when the relay's UPDATE data reached each receiver (tcpdump).
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { vethPair, run } from '../test/netns.js';
+import { vethPair, run, type NetNs } from '../test/netns.js';
 import { Bird, Gobgp, Lab, PetrelProc, sleep, until } from '../test/bgp/harness.js';
 
 function arg(args: string[], name: string, def: number): number {
@@ -77,6 +78,37 @@ function birdCounter(sock: string): { count(): Promise<number | undefined>; clos
       cl.stdin!.end();
       cl.kill();
     },
+  };
+}
+
+/**
+ * `--pcap`: tcpdump on the receiver's side of the relay link. Returns a function that stops the
+ * capture and says when the relay's UPDATE data arrived relative to Established, next to when
+ * the receiver had the whole table: whether a receiver's time is the relay's pacing or its own
+ * backlog.
+ */
+async function capture(ns: NetNs, ifname: string, file: string): Promise<(est: number, done: number) => Promise<string>> {
+  // --immediate-mode: without it packets still in the capture ring when tcpdump is stopped are lost.
+  const cap = ns.spawn('tcpdump', ['-i', ifname, '-U', '--immediate-mode', '-s', '0', '-w', file, 'src port 179'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((res, rej) => {
+    let err = '';
+    cap.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('listening on')) res();
+    });
+    cap.once('exit', () => rej(new Error(`tcpdump: ${err.trim()}`)));
+  });
+  return async (est, done) => {
+    await sleep(200);
+    cap.kill('SIGINT');
+    await new Promise((res) => cap.once('exit', res));
+    const { stdout } = await run('tcpdump', ['-r', file, '-tt', '-n']);
+    const data = stdout
+      .split('\n')
+      .filter((l) => Number(/length (\d+)/.exec(l)?.[1] ?? 0) > 100)
+      .map((l) => Number(l.split(' ')[0]) * 1000 - est);
+    if (!data.length) return 'no UPDATE data captured';
+    return `relay's UPDATE data from +${data[0]!.toFixed(1)} to +${data[data.length - 1]!.toFixed(1)} ms after Established (${data.length} segments), whole table at +${(done - est).toFixed(1)} ms`;
   };
 }
 
@@ -169,6 +201,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       const sinkConf =
         `router id 10.77.9.10;\nprotocol device {}\n` +
         `protocol bgp relay { local 10.77.9.10 as 65004; neighbor 10.77.9.9 as 65002; hold time 90; connect delay time 1; ipv4 { import all; export none; }; }\n`;
+      const sinkCap = args.includes('--pcap') ? await capture(S, 'vs', `/tmp/petrel-feed-bird${r}.pcap`) : undefined;
       const sink = await Bird.start(lab, S, `sink${r}`, sinkConf);
       const memBefore = birdMemBytes(await sink.birdc('show', 'memory'));
       const sinkPid = Number((await run('cat', [join(lab.dir, `sink${r}.pid`)])).stdout.trim());
@@ -202,6 +235,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       birdCpu.push((await cpuMs(sinkPid)) - sinkCpu0);
       birdBpr = (birdMemBytes(await sink.birdc('show', 'memory')) - memBefore) / N;
       birdRssBpr = ((await rssKb(sinkPid)) - sinkRss0) * 1024 / N;
+      if (sinkCap) console.log(`  run ${r} BIRD:   ${await sinkCap(since, birdDone)}`);
       await sink.stop();
 
       // --- Petrel
@@ -212,6 +246,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       const rss0 = await rssKb(p.pid);
       await p.call('lagStart');
       const cpu0 = await p.call('cpu');
+      const petrelCap = args.includes('--pcap') ? await capture(P, 'vp', `/tmp/petrel-feed-petrel${r}.pcap`) : undefined;
       await p.configure([{ address: '10.77.9.5', asNumber: 65002, type: 'global', holdTime: 9 }]);
       const done = await p.call('waitCount', { n: N, timeoutMs: 120_000 }, 130_000);
       const peer = await p.peer('10.77.9.5');
@@ -223,6 +258,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       petrelLoadTimes.push((done.at - counts.firstBest) / 1000);
       const cpu1 = await p.call('cpu');
       petrelCpu.push((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1000);
+      if (petrelCap) console.log(`  run ${r} Petrel: ${await petrelCap(estAt, done.at)}`);
       const lag = await p.call('lagStop');
       maxLag = Math.max(maxLag, lag.maxMs);
       await sleep(2500); // the speaker trims freed malloc memory ~2 s after a load
