@@ -87,9 +87,10 @@ function birdCounter(sock: string): { count(): Promise<number | undefined>; clos
  * the receiver had the whole table: whether a receiver's time is the relay's pacing or its own
  * backlog.
  */
-async function capture(ns: NetNs, ifname: string, file: string): Promise<(est: number, done: number) => Promise<string>> {
+async function capture(ns: NetNs, ifname: string, relay: string, file: string): Promise<(est: number, done: number) => Promise<string>> {
   // --immediate-mode: without it packets still in the capture ring when tcpdump is stopped are lost.
-  const cap = ns.spawn('tcpdump', ['-i', ifname, '-U', '--immediate-mode', '-s', '0', '-w', file, 'src port 179'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Filtered on the relay's address, not port 179: either side may open the session.
+  const cap = ns.spawn('tcpdump', ['-i', ifname, '-U', '--immediate-mode', '-s', '0', '-w', file, `tcp and src host ${relay}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((res, rej) => {
     let err = '';
     cap.stderr!.on('data', (d: Buffer) => {
@@ -196,12 +197,13 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       return i >= 0 && args[i + 1] !== undefined ? args[i + 1]!.split(/\s+/).filter(Boolean) : ['--max-semi-space-size=2'];
     })();
 
+    const pcap = args.includes('--pcap');
     for (let r = 0; r < runs; r++) {
       // --- sink BIRD
       const sinkConf =
         `router id 10.77.9.10;\nprotocol device {}\n` +
         `protocol bgp relay { local 10.77.9.10 as 65004; neighbor 10.77.9.9 as 65002; hold time 90; connect delay time 1; ipv4 { import all; export none; }; }\n`;
-      const sinkCap = args.includes('--pcap') ? await capture(S, 'vs', `/tmp/petrel-feed-bird${r}.pcap`) : undefined;
+      const sinkCap = pcap ? await capture(S, 'vs', '10.77.9.9', `/tmp/petrel-feed-bird${r}.pcap`) : undefined;
       const sink = await Bird.start(lab, S, `sink${r}`, sinkConf);
       const memBefore = birdMemBytes(await sink.birdc('show', 'memory'));
       const sinkPid = Number((await run('cat', [join(lab.dir, `sink${r}.pid`)])).stdout.trim());
@@ -246,7 +248,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
       const rss0 = await rssKb(p.pid);
       await p.call('lagStart');
       const cpu0 = await p.call('cpu');
-      const petrelCap = args.includes('--pcap') ? await capture(P, 'vp', `/tmp/petrel-feed-petrel${r}.pcap`) : undefined;
+      const petrelCap = pcap ? await capture(P, 'vp', '10.77.9.5', `/tmp/petrel-feed-petrel${r}.pcap`) : undefined;
       await p.configure([{ address: '10.77.9.5', asNumber: 65002, type: 'global', holdTime: 9 }]);
       const done = await p.call('waitCount', { n: N, timeoutMs: 120_000 }, 130_000);
       const peer = await p.peer('10.77.9.5');
