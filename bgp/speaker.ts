@@ -763,16 +763,16 @@ export class BgpSpeaker implements SessionHost {
     this.emitChanges();
     this.scheduleExport();
     if (this.busy.size) this.schedulePump();
-    else if (this.processedSinceTrim > 1000) this.scheduleTrim();
+    else this.scheduleTrim();
   }
 
   /**
-   * After a large table load or dump: shrink the prefix tables that grew fast for it to their fitting
-   * size, and hand the freed TCP buffers back to the OS (glibc keeps freed malloc memory in its
-   * arenas).
+   * After a large table load or dump (over 1,000 prefixes processed since the last trim): shrink
+   * the prefix tables that grew fast for it to their fitting size, and hand the freed TCP buffers
+   * back to the OS (glibc keeps freed malloc memory in its arenas).
    */
   private scheduleTrim(): void {
-    if (this.trimTimer) return;
+    if (this.trimTimer || this.processedSinceTrim <= 1000) return;
     this.trimTimer = setTimeout(() => {
       this.trimTimer = null;
       if (this.busy.size) return;
@@ -1035,7 +1035,7 @@ export class BgpSpeaker implements SessionHost {
       }
     }
     if (more) this.scheduleExport();
-    else if (this.processedSinceTrim > 1000) this.scheduleTrim();
+    else this.scheduleTrim();
   }
 
   private write(ps: PeerState, buf: Buffer, update = true): void {
