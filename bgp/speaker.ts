@@ -40,7 +40,7 @@ import {
 import { native } from './native.js';
 import { ChangeLog, LocRib, Path, internPath, type RibPeer } from './rib.js';
 import { PrefixMap, PrefixSet, warmUpPrefixMaps } from './prefixmap.js';
-import { Session, type SessionHost } from './session.js';
+import { Conn, Session, type SessionHost } from './session.js';
 import type {
   BgpPeerStatus,
   BgpSpeakerOptions,
@@ -61,23 +61,10 @@ const STATE_NUM: Record<SessionState, number> = {
   Established: 6,
 };
 
-let decoderWarm = false;
-
-/**
- * Decodes a synthetic packed IPv4 table (4 x 8,000 /24s) once per process, so V8 has the
- * UPDATE decoder optimized before the first real table load: cold, its NLRI loop took ~10 ms
- * of a 100k load's ~80 (warm: under 1 ms). Only the codec: warming the RIB path the same way
- * did not pay (what it saved came back as GC).
- */
-function warmUpDecoder(): void {
-  if (decoderWarm) return;
-  decoderWarm = true;
-  const ctx: CodecContext = { fourOctetAs: true, attrCache: new Map() };
-  const prefixes: Prefix[] = [];
-  for (let i = 0; i < 8000; i++) prefixes.push(prefix4((0xc6120000 + i * 256) >>> 0, 24));
-  const msgs = packUpdates({ origin: 0, asPath: [{ type: 2, asns: [64512] }], nextHop: '192.0.2.1' }, prefixes, ctx);
-  for (let round = 0; round < 4; round++) for (const m of msgs) decodeUpdate(m.subarray(19), ctx);
-}
+let intakeWarm = false;
+/** Warm-up size: 20 UPDATEs of 800 /24s (each table then grows through every size below 2^15). */
+const WARM_MESSAGES = 20;
+const WARM_PER_MESSAGE = 800;
 
 /** Running speakers (normally one): gauges are filled from them at scrape time. */
 const liveSpeakers = new Set<BgpSpeaker>();
@@ -246,13 +233,51 @@ export class BgpSpeaker implements SessionHost {
     this.started = true;
     this.startedAt = Date.now();
     warmUpPrefixMaps();
-    warmUpDecoder();
+    BgpSpeaker.warmUpIntake();
     await this.listen();
     for (const s of this.sessions.values()) s.start();
     this.deferralTimer = setTimeout(() => this.markSyncDone('deferral timer expired'), this.deferralTime * 1000);
     this.deferralTimer.unref();
     liveSpeakers.add(this);
     this.checkSync();
+  }
+
+  /**
+   * Runs the intake path of a table load (decode, Adj-RIB-In, Loc-RIB, change log, best-route
+   * changes to a listener) once per process over a synthetic table of 16,000 /24s, in a
+   * throw-away speaker with a fake established peer (no socket, nothing logged, nothing
+   * exported), so V8 has that path optimized before the first real table arrives (it replaces a
+   * warm-up of the decoder alone). Measured over loopback (100,000 shuffled /24s in 809-prefix
+   * UPDATEs, a best-route listener, fresh process each time, 5 pairs): Established -> all in the
+   * Loc-RIB 47-69 ms (median 66) with it, 50-96 ms (median 75) without; the same load repeated
+   * in one process, ~45 ms. The real speaker's state is not touched; the scratch one is garbage
+   * afterwards.
+   */
+  private static warmUpIntake(): void {
+    if (intakeWarm) return;
+    intakeWarm = true;
+    const sp = new BgpSpeaker({ routerId: '192.0.2.1', asNumber: 64512, listenPort: 0, gracefulRestart: { restartTime: 0 }, log: logger('bgp-warmup').child({}, { level: 'silent' }) });
+    const cfg: PeerConfig = { address: '192.0.2.2', asNumber: 64513, type: 'global' };
+    const session = new Session(cfg, sp, 1000);
+    const conn = new Conn(session, true);
+    conn.ctx.fourOctetAs = true;
+    conn.ctx.external = true;
+    conn.families = [{ afi: Afi.IPV4, safi: Safi.UNICAST }];
+    session.established = conn;
+    const ps = new PeerState(cfg.address, session, sp.localAs);
+    sp.peerStates.set(session, ps);
+    sp.rib.addPeer(ps);
+    sp.bestListeners.push(() => undefined);
+    const attrs: PathAttributes = { origin: Origin.IGP, asPath: [{ type: AsPathSegmentType.AS_SEQUENCE, asns: [64513, 64514] }], nextHop: '192.0.2.2' };
+    for (let m = 0; m < WARM_MESSAGES; m++) {
+      const prefixes: Prefix[] = [];
+      for (let i = 0; i < WARM_PER_MESSAGE; i++) prefixes.push(prefix4((0x0a000000 + Math.imul(m * WARM_PER_MESSAGE + i, 0x9e3779b1 >>> 8) * 256) >>> 0, 24));
+      for (const raw of packUpdates(attrs, prefixes, conn.ctx)) {
+        sp.process(ps, { type: MessageType.UPDATE, body: raw.subarray(19), raw });
+        if (sp.rib.changed.length >= EMIT_BATCH) sp.emitChanges();
+      }
+    }
+    sp.emitChanges();
   }
 
   private async listen(): Promise<void> {
