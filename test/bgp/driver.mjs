@@ -7,6 +7,7 @@ const { BgpSpeaker } = await import(new URL('../../dist/bgp/index.js', import.me
 const { metricsRegistry } = await import(new URL('../../dist/agent/metrics.js', import.meta.url).href);
 
 let sp = null;
+let unlisten = null;
 let lag = null;
 let firstBest = 0;
 let bestCount = 0;
@@ -16,7 +17,7 @@ const send = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const ops = {
   async start(m) {
     sp = new BgpSpeaker(m.opts);
-    sp.onBestRoutes((c) => {
+    unlisten = sp.onBestRoutes((c) => {
       const now = Date.now();
       if (!firstBest) firstBest = now;
       lastBest = now;
@@ -32,6 +33,8 @@ const ops = {
   status: () => sp.status(),
   rib: () => sp.bestRoutes(),
   count: () => ({ size: sp.locRibSize(), firstBest, lastBest, bestCount }),
+  /** Drops the best-route listener (a speaker with no consumer of its Loc-RIB changes). */
+  unlisten: () => unlisten?.(),
   ready: () => sp.ready(),
   sync: () => sp.initialSyncDone(),
   async stop(m) {
@@ -56,16 +59,22 @@ const ops = {
     lag.disable();
     return { maxMs: lag.max / 1e6, meanMs: lag.mean / 1e6 };
   },
-  /** Resolves when the Loc-RIB holds n routes: { at, establishedAt }. */
+  /**
+   * Resolves when the Loc-RIB holds n routes: { at, firstAt, establishedAt } (firstAt: when the
+   * Loc-RIB was first seen non-empty; both polled every 2 ms).
+   */
   waitCount(m) {
     return new Promise((resolve, reject) => {
       const end = Date.now() + (m.timeoutMs ?? 60000);
+      let firstAt = 0;
       const t = setInterval(() => {
-        if (sp.locRibSize() >= m.n) {
+        const size = sp.locRibSize();
+        if (!firstAt && size > 0) firstAt = Date.now();
+        if (size >= m.n) {
           const at = Date.now();
           clearInterval(t);
           const est = sp.status().peers.find((p) => p.state === 'Established');
-          resolve({ at, establishedAt: est?.since });
+          resolve({ at, firstAt, establishedAt: est?.since });
         } else if (Date.now() > end) {
           clearInterval(t);
           reject(new Error(`only ${sp.locRibSize()} routes`));
