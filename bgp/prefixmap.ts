@@ -159,10 +159,10 @@ export class PrefixMap<V> {
   private readonly v4: (IntTable | undefined)[] = new Array(33).fill(undefined);
   private readonly v6 = new Map<string, V>();
   // Value palette of the IPv4 tables: vals[i] is referenced refs[i] times; ids = index + 1.
-  private vals: (V | undefined)[] = [];
-  private refs: number[] = [];
-  private free: number[] = [];
-  private ids = new Map<V, number>();
+  private readonly vals: (V | undefined)[] = [];
+  private readonly refs: number[] = [];
+  private readonly free: number[] = [];
+  private readonly ids = new Map<V, number>();
   /** The last value interned and its id (a table load stores one value many times in a row). */
   private lastVal: V | undefined = undefined;
   private lastId = 0;
@@ -294,12 +294,15 @@ export class PrefixMap<V> {
   }
 
   clear(): void {
+    // Emptied in place, not replaced: assigning a field again after construction makes V8 drop
+    // the optimized code of every method that read it (the whole table path, deoptimized by the
+    // first setExports after the start-up warm-up).
     for (let i = 0; i <= 32; i++) this.v4[i] = undefined;
     this.v6.clear();
-    this.vals = [];
-    this.refs = [];
-    this.free = [];
-    this.ids = new Map();
+    this.vals.length = 0;
+    this.refs.length = 0;
+    this.free.length = 0;
+    this.ids.clear();
     this.lastVal = undefined;
     this.lastId = 0;
   }
