@@ -136,6 +136,8 @@ export function comparePaths(a: Path, b: Path): number {
  * Best-path changes since the last drain, in order: each prefix with the best path it had before
  * its first change. A log of parallel arrays rather than a Map (a table load appends ~100,000
  * entries per second; a Map per drain grows and rehashes, and its iterators allocate per entry).
+ * The arrays are kept across drains (`clear` only resets the count), so a drained log takes the
+ * next batch without allocating: entries at and beyond `length` are left-overs, not the log.
  * A prefix can appear more than once only if something other than the table-load fast path
  * logged it, or a best path was removed since the drain: `mayRepeat` says so, and readers then
  * keep the first entry per prefix (`forEachFirst`).
@@ -145,18 +147,25 @@ export class ChangeLog {
   readonly olds: (Path | undefined)[] = [];
   /** The best path after the change; while no prefix repeats, still the current best. */
   readonly news: (Path | undefined)[] = [];
+  /** Entries in the log (the arrays may be longer). */
+  length = 0;
   /** Some prefix may be logged twice. */
   mayRepeat = false;
   /** A best path was removed since the last drain. */
   removed = false;
 
-  get length(): number {
-    return this.prefixes.length;
+  /** Appends a change of `prefix` from best path `old` to `now`. */
+  add(prefix: Prefix, old: Path | undefined, now: Path | undefined): void {
+    const n = this.length;
+    this.prefixes[n] = prefix;
+    this.olds[n] = old;
+    this.news[n] = now;
+    this.length = n + 1;
   }
 
   /** Number of distinct prefixes. */
   get size(): number {
-    if (!this.mayRepeat) return this.prefixes.length;
+    if (!this.mayRepeat) return this.length;
     let n = 0;
     this.forEachFirst(() => n++);
     return n;
@@ -164,29 +173,30 @@ export class ChangeLog {
 
   /**
    * Each changed prefix once, with the best path before its first change, as parallel arrays
-   * (the log's own arrays when no prefix repeats).
+   * and their length (the log's own arrays when no prefix repeats).
    */
-  firsts(): { prefixes: Prefix[]; olds: (Path | undefined)[] } {
-    if (!this.mayRepeat) return { prefixes: this.prefixes, olds: this.olds };
+  firsts(): { prefixes: Prefix[]; olds: (Path | undefined)[]; length: number } {
+    if (!this.mayRepeat) return { prefixes: this.prefixes, olds: this.olds, length: this.length };
     const prefixes: Prefix[] = [];
     const olds: (Path | undefined)[] = [];
     this.forEachFirst((p, old) => {
       prefixes.push(p);
       olds.push(old);
     });
-    return { prefixes, olds };
+    return { prefixes, olds, length: prefixes.length };
   }
 
   /** Each changed prefix once, with the best path before its first change. */
   forEachFirst(cb: (p: Prefix, old: Path | undefined) => void): void {
     const ps = this.prefixes;
     const olds = this.olds;
+    const n = this.length;
     if (!this.mayRepeat) {
-      for (let i = 0; i < ps.length; i++) cb(ps[i]!, olds[i]);
+      for (let i = 0; i < n; i++) cb(ps[i]!, olds[i]);
       return;
     }
     const seen = new PrefixMap<true>();
-    for (let i = 0; i < ps.length; i++) {
+    for (let i = 0; i < n; i++) {
       const p = ps[i]!;
       if (seen.has(p)) continue;
       seen.set(p, true);
@@ -194,23 +204,44 @@ export class ChangeLog {
     }
   }
 
+  /** The index of the first entry for `p`, or -1 (linear: for tests and diagnostics). */
+  private indexOf(p: Prefix): number {
+    for (let i = 0; i < this.length; i++) if (this.prefixes[i] === p) return i;
+    return -1;
+  }
+
   has(p: Prefix): boolean {
-    return this.prefixes.includes(p);
+    return this.indexOf(p) >= 0;
   }
 
   /** The best path before the first change of `p` (linear: for tests and diagnostics). */
   get(p: Prefix): Path | undefined {
-    const i = this.prefixes.indexOf(p);
+    const i = this.indexOf(p);
     return i < 0 ? undefined : this.olds[i];
   }
 
+  /**
+   * Empties the log, keeping its arrays for the next batch (up to RETAIN entries; a larger one, as
+   * a flushed peer leaves, is let go). Paths are dropped: a left-over must not keep a removed
+   * peer's routes alive.
+   */
   clear(): void {
-    this.prefixes.length = 0;
-    this.olds.length = 0;
-    this.news.length = 0;
+    const n = this.length;
+    if (this.prefixes.length > ChangeLog.RETAIN) {
+      this.prefixes.length = 0;
+      this.olds.length = 0;
+      this.news.length = 0;
+    } else {
+      this.olds.fill(undefined, 0, n);
+      this.news.fill(undefined, 0, n);
+    }
+    this.length = 0;
     this.mayRepeat = false;
     this.removed = false;
   }
+
+  /** Entries a cleared log keeps room for. */
+  static readonly RETAIN = 4096;
 
   *[Symbol.iterator](): IterableIterator<[Prefix, Path | undefined]> {
     const out: [Prefix, Path | undefined][] = [];
@@ -258,9 +289,7 @@ export class LocRib {
       this.best.delete(prefix);
       log.removed = true;
     } else this.best.set(prefix, best);
-    log.prefixes.push(prefix);
-    log.olds.push(old);
-    log.news.push(best);
+    log.add(prefix, old, best);
     log.mayRepeat = true;
     return true;
   }
@@ -276,9 +305,7 @@ export class LocRib {
       const old = this.best.swap(prefix, path);
       if (old === path) return;
       const log = this.changed;
-      log.prefixes.push(prefix);
-      log.olds.push(old);
-      log.news.push(path);
+      log.add(prefix, old, path);
       // Had a best: may have been logged since the drain. Had none: it was logged since the
       // drain only if a best was removed since.
       if (old !== undefined || log.removed) log.mayRepeat = true;

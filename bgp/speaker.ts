@@ -199,6 +199,8 @@ export class BgpSpeaker implements SessionHost {
   private deferralTimer: NodeJS.Timeout | null = null;
   private pumpScheduled = false;
   private processedSinceTrim = 0;
+  /** A drained change log kept for the next batch (emitChanges; made here, not on first use). */
+  private spareLog: ChangeLog | null = new ChangeLog();
   private trimTimer: NodeJS.Timeout | null = null;
   private exportScheduled = false;
   private readonly busy = new Set<PeerState>();
@@ -984,16 +986,19 @@ export class BgpSpeaker implements SessionHost {
   private emitChanges(): void {
     const log = this.rib.changed;
     if (log.length === 0) return;
-    this.rib.changed = new ChangeLog();
+    // Changes made while this batch is handed out (a listener may cause some) go to another log;
+    // this one, drained, becomes the spare.
+    this.rib.changed = this.spareLog ?? new ChangeLog();
+    this.spareLog = null;
     const want = this.bestListeners.length > 0;
     const changes: RouteChange[] = want ? [] : (undefined as any);
     const established: PeerState[] = [];
     for (const ps of this.peerStates.values()) if (ps.session.established) established.push(ps);
     const best = this.rib.best;
-    const { prefixes, olds } = log.firsts();
+    const { prefixes, olds, length } = log.firsts();
     // While no prefix repeats, the log knows each current best (no table lookup per prefix).
     const news = log.mayRepeat ? undefined : log.news;
-    for (let j = 0; j < prefixes.length; j++) {
+    for (let j = 0; j < length; j++) {
       const p = prefixes[j]!;
       const old = olds[j];
       const b = news !== undefined ? news[j] : best.get(p);
@@ -1009,6 +1014,8 @@ export class BgpSpeaker implements SessionHost {
         ps.dirty.add(p);
       }
     }
+    log.clear();
+    this.spareLog = log;
     if (want && changes.length) {
       for (const cb of this.bestListeners) {
         try {
