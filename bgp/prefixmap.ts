@@ -23,7 +23,7 @@ function fitBits(n: number): number {
   while (1 << bits < n * 2) bits++;
   return bits;
 }
-/** Value reference of a deleted slot (tombstone); 0 is an empty slot, >= 1 a palette index + 1. */
+/** Value reference of a deleted slot (tombstone); 0 is an empty slot, >= 1 a palette id. */
 const DEAD = -1;
 
 /** Tables made so far: each gets its own hash seed. */
@@ -77,35 +77,36 @@ class IntTable {
 
   /** Stores `ref` (>= 1) for `k`; returns the reference it replaces, or 0. */
   set(k: number, ref: number): number {
-    let t = this.t;
-    let mask = (t.length >> 1) - 1;
-    let i = home(k, this.seed, this.bits);
-    let dead = -1;
+    // After a growth the probe starts again in the new table through the same loop: a separate
+    // loop for that rare case would have no type feedback when V8 optimizes this method, and the
+    // first growth in a real table load would throw the optimized code away.
     for (;;) {
-      const r = t[2 * i + 1]!;
-      if (r === 0) break;
-      if (r > 0) {
-        if (t[2 * i] === k) {
-          t[2 * i + 1] = ref;
-          return r;
-        }
-      } else if (dead < 0) dead = i;
-      i = (i + 1) & mask;
+      const t = this.t;
+      const mask = (t.length >> 1) - 1;
+      let i = home(k, this.seed, this.bits);
+      let dead = -1;
+      for (;;) {
+        const r = t[2 * i + 1]!;
+        if (r === 0) break;
+        if (r > 0) {
+          if (t[2 * i] === k) {
+            t[2 * i + 1] = ref;
+            return r;
+          }
+        } else if (dead < 0) dead = i;
+        i = (i + 1) & mask;
+      }
+      if (dead >= 0) i = dead;
+      else if ((this.used + 1) * 4 > (mask + 1) * 3) {
+        // Grow (or rebuild in place when most used slots are deleted ones), then probe again.
+        this.rehash(this.size + 1, true);
+        continue;
+      } else this.used++;
+      t[2 * i] = k;
+      t[2 * i + 1] = ref;
+      this.size++;
+      return 0;
     }
-    if (dead >= 0) i = dead;
-    else if ((this.used + 1) * 4 > (mask + 1) * 3) {
-      // Grow (or rebuild in place when most used slots are deleted ones); then probe the new table.
-      this.rehash(this.size + 1, true);
-      t = this.t;
-      mask = (t.length >> 1) - 1;
-      i = home(k, this.seed, this.bits);
-      while (t[2 * i + 1] !== 0) i = (i + 1) & mask;
-      this.used++;
-    } else this.used++;
-    t[2 * i] = k;
-    t[2 * i + 1] = ref;
-    this.size++;
-    return 0;
   }
 
   /** Removes `k`; returns the reference it had, or 0. */
@@ -158,9 +159,12 @@ class IntTable {
 export class PrefixMap<V> {
   private readonly v4: (IntTable | undefined)[] = new Array(33).fill(undefined);
   private readonly v6 = new Map<string, V>();
-  // Value palette of the IPv4 tables: vals[i] is referenced refs[i] times; ids = index + 1.
-  private readonly vals: (V | undefined)[] = [];
-  private readonly refs: number[] = [];
+  // Value palette of the IPv4 tables: vals[id] is referenced refs[id] times; id 0 is no value
+  // (a table's empty slot), so vals[0] stays undefined. Starting with that entry also makes
+  // `vals` an array of references from birth, as every use makes it: an array that changes its
+  // element kind on first use would throw away optimized code made with an older one.
+  private readonly vals: (V | undefined)[] = [undefined];
+  private readonly refs: number[] = [0];
   private readonly free: number[] = [];
   private readonly ids = new Map<V, number>();
   /** The last value interned and its id (a table load stores one value many times in a row). */
@@ -190,26 +194,24 @@ export class PrefixMap<V> {
     else {
       id = this.ids.get(v);
       if (id === undefined) {
-        const i = this.free.length !== 0 ? this.free.pop()! : this.vals.length;
-        this.vals[i] = v;
-        this.refs[i] = 0;
-        id = i + 1;
+        id = this.free.length !== 0 ? this.free.pop()! : this.vals.length;
+        this.vals[id] = v;
+        this.refs[id] = 0;
         this.ids.set(v, id);
       }
       this.lastVal = v;
       this.lastId = id;
     }
-    this.refs[id - 1]++;
+    this.refs[id]++;
     return id;
   }
 
   /** Drops one reference to palette id `id`. */
   private unref(id: number): void {
-    const i = id - 1;
-    if (--this.refs[i]! !== 0) return;
-    this.ids.delete(this.vals[i] as V);
-    this.vals[i] = undefined;
-    this.free.push(i);
+    if (--this.refs[id]! !== 0) return;
+    this.ids.delete(this.vals[id] as V);
+    this.vals[id] = undefined;
+    this.free.push(id);
     if (this.lastId === id) {
       this.lastId = 0;
       this.lastVal = undefined;
@@ -223,7 +225,7 @@ export class PrefixMap<V> {
       const m = this.v4[len];
       if (m === undefined) return undefined;
       const id = m.get(a | 0);
-      return id === 0 ? undefined : this.vals[id - 1];
+      return this.vals[id];
     }
     return this.v6.get(p);
   }
@@ -261,7 +263,7 @@ export class PrefixMap<V> {
       if (m === undefined) this.v4[len] = m = new IntTable();
       const old = m.set(a | 0, this.ref(v));
       if (old === 0) return undefined;
-      const prev = this.vals[old - 1];
+      const prev = this.vals[old];
       this.unref(old);
       return prev;
     }
@@ -299,8 +301,8 @@ export class PrefixMap<V> {
     // first setExports after the start-up warm-up).
     for (let i = 0; i <= 32; i++) this.v4[i] = undefined;
     this.v6.clear();
-    this.vals.length = 0;
-    this.refs.length = 0;
+    this.vals.length = 1;
+    this.refs.length = 1;
     this.free.length = 0;
     this.ids.clear();
     this.lastVal = undefined;
@@ -314,7 +316,7 @@ export class PrefixMap<V> {
       // Re-read the table each step: the callback may delete (and a shrink replaces the array).
       for (let j = 1; j < m.t.length; j += 2) {
         const r = m.t[j]!;
-        if (r > 0) cb(this.vals[r - 1] as V, (m.t[j - 1]! >>> 0) * 64 + len);
+        if (r > 0) cb(this.vals[r] as V, (m.t[j - 1]! >>> 0) * 64 + len);
       }
     }
     this.v6.forEach((v, k) => cb(v, k));
@@ -326,7 +328,7 @@ export class PrefixMap<V> {
       if (m === undefined) continue;
       for (let j = 1; j < m.t.length; j += 2) {
         const r = m.t[j]!;
-        if (r > 0) yield [(m.t[j - 1]! >>> 0) * 64 + len, this.vals[r - 1] as V];
+        if (r > 0) yield [(m.t[j - 1]! >>> 0) * 64 + len, this.vals[r] as V];
       }
     }
     yield* this.v6;
@@ -347,7 +349,7 @@ export class PrefixMap<V> {
       if (m === undefined) continue;
       for (let j = 1; j < m.t.length; j += 2) {
         const r = m.t[j]!;
-        if (r > 0) yield this.vals[r - 1] as V;
+        if (r > 0) yield this.vals[r] as V;
       }
     }
     yield* this.v6.values();
@@ -370,11 +372,15 @@ export function warmUpPrefixMaps(): void {
   warmedUp = true;
   const v = { warm: true };
   for (let round = 0; round < 3; round++) {
+    // New maps each round: making a table is what a map's first store does, and V8 records
+    // type feedback only from a function's first few calls on (rounds 2 and 3 give it some).
     const m = new PrefixMap<object>();
+    const n = new PrefixMap<object>();
     for (let i = 0; i < 3000; i++) {
       const p = ((0x0a000000 + Math.imul(i, 0x9e3779b1 >>> 8) * 256) >>> 0) * 64 + 24;
       if (m.get(p) === undefined) m.set(p, v);
       m.has(p);
+      n.swap(p, v);
     }
     for (const p of m.keys()) m.delete(p);
   }
