@@ -204,7 +204,8 @@ export class BgpSpeaker implements SessionHost {
   private trimTimer: NodeJS.Timeout | null = null;
   private exportScheduled = false;
   private readonly busy = new Set<PeerState>();
-  private readonly bestListeners: ((c: RouteChange[]) => void)[] = [];
+  /** A Set (an array's layout would change with its first listener; V8 would notice). */
+  private readonly bestListeners = new Set<(c: RouteChange[]) => void>();
   private readonly syncListeners: (() => void)[] = [];
   private readonly pending = new Map<net.Socket, NodeJS.Timeout>();
   private exportLearnedWithin: (Cidr4 | Cidr6)[] | null = null;
@@ -269,9 +270,11 @@ export class BgpSpeaker implements SessionHost {
     const ps = new PeerState(cfg.address, session, sp.localAs);
     sp.peerStates.set(session, ps);
     sp.rib.addPeer(ps);
-    sp.bestListeners.push(() => undefined);
-    const attrs: PathAttributes = { origin: Origin.IGP, asPath: [{ type: AsPathSegmentType.AS_SEQUENCE, asns: [64513, 64514] }], nextHop: '192.0.2.2' };
+    // Two listeners, two functions: the call site then expects any function, not the warm-up's.
+    sp.bestListeners.add(() => undefined).add((c) => c.length);
     for (let m = 0; m < WARM_MESSAGES; m++) {
+      // A path per message, as a real feed has many: a path's first use is warmed up too.
+      const attrs: PathAttributes = { origin: Origin.IGP, asPath: [{ type: AsPathSegmentType.AS_SEQUENCE, asns: [64513, 64600 + m] }], nextHop: '192.0.2.2' };
       const prefixes: Prefix[] = [];
       for (let i = 0; i < WARM_PER_MESSAGE; i++) prefixes.push(prefix4((0x0a000000 + Math.imul(m * WARM_PER_MESSAGE + i, 0x9e3779b1 >>> 8) * 256) >>> 0, 24));
       for (const raw of packUpdates(attrs, prefixes, conn.ctx)) {
@@ -553,12 +556,14 @@ export class BgpSpeaker implements SessionHost {
   // ----------------------------------------------------------------------------------------
   // Events and queries
 
-  /** Loc-RIB best-path changes, in batches. Returns an unsubscribe function. */
+  /**
+   * Loc-RIB best-path changes, in batches (a function registered twice is called once). Returns
+   * an unsubscribe function.
+   */
   onBestRoutes(cb: (changes: RouteChange[]) => void): () => void {
-    this.bestListeners.push(cb);
+    this.bestListeners.add(cb);
     return () => {
-      const i = this.bestListeners.indexOf(cb);
-      if (i >= 0) this.bestListeners.splice(i, 1);
+      this.bestListeners.delete(cb);
     };
   }
 
@@ -990,7 +995,7 @@ export class BgpSpeaker implements SessionHost {
     // this one, drained, becomes the spare.
     this.rib.changed = this.spareLog ?? new ChangeLog();
     this.spareLog = null;
-    const want = this.bestListeners.length > 0;
+    const want = this.bestListeners.size > 0;
     const changes: RouteChange[] = want ? [] : (undefined as any);
     const established: PeerState[] = [];
     for (const ps of this.peerStates.values()) if (ps.session.established) established.push(ps);
