@@ -137,6 +137,11 @@ class IntTable {
     const bits = growing && fit > this.bits ? Math.max(fit, Math.min(this.bits + 3, GROW_FAST_MAX)) : fit;
     const old = this.t;
     const nt = new Int32Array(2 << bits);
+    // Written once, in order, before the scattered probes: a fresh page first read (each probe
+    // reads before it writes) is mapped to the zero page and faulted again on the write (copy on
+    // write), and on these VMs that pair costs ~7 us a page against ~1.5 us for one sequential
+    // write fault. Moving 24,576 entries into a fresh 2^18-slot table: ~8.5 ms -> ~1.2 ms.
+    nt.fill(0);
     const mask = (1 << bits) - 1;
     let size = 0;
     for (let j = 1; j < old.length; j += 2) {
