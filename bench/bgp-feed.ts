@@ -2,15 +2,15 @@
 // shared/design/bgp-lab.md §6. An origin BIRD originates N IPv4 /24s (static blackholes),
 // gobgpd relays them (eBGP both sides) to a sink BIRD 2 and to Petrel, one after the other in the
 // same run. For each receiver: time from Established to all N in its table (Petrel: Loc-RIB
-// size, checked inside the speaker process; BIRD: polling `show route count` over one `birdcl`
-// session). The sink BIRD has no kernel protocol, so nothing consumes its table's changes; the
-// Petrel figure compared with it is likewise a speaker with no best-route listener, and a second
-// Petrel run per round, with a listener taking every change as the agent does, is reported
-// next to it. Memory
-// per route (Petrel: RSS after - before, both after a full GC, / N; BIRD: `show memory` routing
-// tables delta / N, and its RSS delta). Also checks that keepalives kept flowing: the session
-// never dropped, and the speaker's event loop never stalled near the keepalive interval.
-// `--pcap` adds, per run, when the relay's UPDATE data reached each receiver (tcpdump).
+// size, checked inside the speaker process; BIRD: polling the relay channel's import counter over
+// one `birdcl` session). The sink BIRD has no kernel protocol, so nothing consumes its table's
+// changes; the Petrel figure compared with it is likewise a speaker with no best-route listener,
+// and a second Petrel run per round, with a listener taking every change as the agent does, is
+// reported next to it. Memory per route (Petrel: RSS after - before, both after a full GC, / N;
+// BIRD: `show memory` routing tables delta / N, and its RSS delta). Also checks that keepalives
+// kept flowing: the session never dropped, and the speaker's event loop never stalled near the
+// keepalive interval. `--pcap` adds, per run, when the relay's UPDATE data reached each receiver
+// (tcpdump).
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,25 +43,29 @@ function birdMemBytes(text: string): number {
 }
 
 /**
- * `show route count` over one persistent `birdcl` session: polling by spawning `birdc` every
- * 20 ms costs a process start per poll, CPU taken from the relay and the sink BIRD while they
- * work (on a 2-core machine that made BIRD's figure worse than BIRD).
+ * The routes BIRD imported from the relay, over one persistent `birdcl` session: the channel's
+ * import counter from `show protocols all relay` (O(1); `show route count` walks the whole table
+ * on every poll, CPU taken from BIRD while it loads). birdcl echoes each command after its prompt
+ * and prompts again when the reply is complete. Polling by spawning `birdc` every 20 ms would
+ * cost a process start per poll, CPU taken from the relay and the sink BIRD while they work.
  */
 function birdCounter(sock: string): { count(): Promise<number | undefined>; close(): void } {
   const cl = spawn('birdcl', ['-s', sock], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const CMD = 'show protocols all relay';
   let buf = '';
   let waiter: ((text: string) => void) | null = null;
   cl.stdout!.setEncoding('utf8');
   cl.stdout!.on('data', (d: string) => {
     buf += d;
-    const end = buf.indexOf('\nTotal:');
-    if (end >= 0 && buf.indexOf('\n', end + 1) >= 0 && waiter) {
-      const text = buf;
-      buf = '';
-      const w = waiter;
-      waiter = null;
-      w(text);
-    }
+    const start = buf.indexOf(CMD + '\n');
+    if (start < 0 || !waiter) return;
+    const end = buf.indexOf('\nbird> ', start);
+    if (end < 0) return;
+    const text = buf.slice(start, end);
+    buf = buf.slice(end + 1);
+    const w = waiter;
+    waiter = null;
+    w(text);
   });
   return {
     count: () =>
@@ -72,10 +76,11 @@ function birdCounter(sock: string): { count(): Promise<number | undefined>; clos
         }, 5000);
         waiter = (text) => {
           clearTimeout(t);
-          const m = /(\d+) of (\d+) routes[^\n]*master4/.exec(text);
-          resolve(m ? Number(m[1]) : undefined);
+          // No channel line yet (session not up): nothing imported.
+          const m = /Routes:\s+(\d+) imported/.exec(text);
+          resolve(m ? Number(m[1]) : 0);
         };
-        cl.stdin!.write('show route count\n');
+        cl.stdin!.write(CMD + '\n');
       }),
     close: () => {
       cl.stdin!.end();
@@ -297,7 +302,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
     console.log(`\nBGP feed: ${N} IPv4 /24s relayed by gobgpd, ${runs} run(s) each (median); speaker node flags: ${nodeArgs.join(' ') || '(none)'}`);
     console.log(`  time Established -> all ${N} in table (Loc-RIB; BIRD: master4 table, no kernel protocol):`);
     console.log(`    Petrel  ${pt.toFixed(3)} s   (runs: ${runsOf(petrel.total)}; no best-route listener, as BIRD has no kernel protocol)`);
-    console.log(`    BIRD 2  ${bt.toFixed(3)} s   (runs: ${runsOf(birdTimes)}; polled every ~20 ms over one birdcl session)`);
+    console.log(`    BIRD 2  ${bt.toFixed(3)} s   (runs: ${runsOf(birdTimes)}; polled every ~20 ms over one birdcl session: import counter)`);
     console.log(`    ratio Petrel/BIRD = ${(pt / bt).toFixed(2)}x   (target <= 1.0x)`);
     console.log(`    of which Established -> first route (gobgpd preparing its dump): Petrel ${fmt(petrel.first)}, BIRD 2 ${fmt(birdFirstTimes)}`);
     console.log(`    and first route -> all ${N}: Petrel ${fmt(petrel.load)}, BIRD 2 ${fmt(birdLoadTimes)} (BIRD polled every ~20 ms)`);
