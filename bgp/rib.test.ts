@@ -153,6 +153,30 @@ describe('ChangeLog', () => {
     expect([...rib.changed]).toEqual([[p, pa]]);
     expect(rib.best.get(p)).toBe(pa);
   });
+  it('takes the next batch in the same arrays once drained, holding no paths from the last one', () => {
+    const { rib, a, pa } = onePeer();
+    const log = rib.changed;
+    const prefixes = log.prefixes;
+    for (let i = 0; i < 100; i++) {
+      const x = (100 + i) * 64 + 24;
+      a.adjIn.set(x, pa);
+      rib.announced(x, a, pa);
+    }
+    expect(log.length).toBe(100);
+    log.clear();
+    expect(log.length).toBe(0);
+    expect([...log]).toEqual([]);
+    // No path of the drained batch stays reachable through the left-over entries.
+    expect(log.olds.includes(pa) || log.news.includes(pa)).toBe(false);
+    const y = 999 * 64 + 24;
+    a.adjIn.set(y, pa);
+    rib.announced(y, a, pa);
+    expect(log.prefixes).toBe(prefixes);
+    expect([...log]).toEqual([[y, undefined]]);
+    expect(log.has(y)).toBe(true);
+    expect(log.has(100 * 64 + 24)).toBe(false); // a left-over beyond the length is not in the log
+    expect(log.news.slice(0, log.length)).toEqual([pa]);
+  });
 });
 
 describe('PrefixMap / PrefixSet', () => {
