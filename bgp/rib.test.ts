@@ -70,26 +70,83 @@ describe('LocRib', () => {
     const p: Prefix = 42 * 64 + 24;
     const pa = internPath(a, attrs());
     expect(internPath(a, pa.attrs)).toBe(pa);
-    a.adjIn.set(p, pa);
-    rib.announced(p, a, pa);
+    rib.announce(a, p, pa);
     const pb = internPath(b, attrs({ asPath: seq(1, 2) }));
-    b.adjIn.set(p, pb);
-    rib.announced(p, b, pb);
+    rib.announce(b, p, pb);
     expect(rib.best.get(p)).toBe(pa);
     expect([...rib.changed]).toEqual([[p, undefined]]);
     rib.changed.clear();
     // a restarts: its route goes stale but stays best; then it is flushed -> b
+    let before = rib.best.get(p);
     a.stale = a.adjIn;
     a.adjIn = new PrefixMap();
-    expect(rib.update(p)).toBe(false);
+    expect(rib.update(p, before)).toBe(false);
+    before = rib.best.get(p);
     a.stale = null;
-    expect(rib.update(p)).toBe(true);
+    expect(rib.update(p, before)).toBe(true);
     expect(rib.best.get(p)).toBe(pb);
     expect(rib.changed.get(p)).toBe(pa);
-    b.adjIn.delete(p);
-    rib.update(p);
+    rib.withdraw(b, p);
     expect(rib.best.has(p)).toBe(false);
     expect(rib.changed.get(p)).toBe(pa);
+  });
+  it('with one peer computes the best paths and logs the changes storing them would; a second peer stores them', () => {
+    const rib = new LocRib();
+    const a = peer('10.0.0.1', { bgpId: 1 });
+    rib.addPeer(a);
+    const paths = [internPath(a, attrs()), internPath(a, attrs({ asPath: seq(1, 2) }))];
+    const own = new Path(null, attrs({ asPath: [] }));
+    let seed = 7;
+    // high bits of the generator: its low bits repeat with a short period
+    const rnd = (n: number) => Math.floor(((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * n);
+    const prefixes: Prefix[] = Array.from({ length: 40 }, (_, i) => (1000 + i) * 64 + 24);
+    // The decision with one peer: own route, else the peer's, else its stale one.
+    const expected = (p: Prefix) => rib.local.get(p) ?? a.adjIn.get(p) ?? a.stale?.get(p);
+    let seen = new Map<Prefix, Path | undefined>();
+    for (let step = 1; step <= 4000; step++) {
+      const p = prefixes[rnd(prefixes.length)]!;
+      const op = rnd(8);
+      if (op <= 2) rib.announce(a, p, paths[rnd(2)]!);
+      else if (op <= 4) rib.withdraw(a, p);
+      else if (op === 5) {
+        const before = rib.best.get(p);
+        if (rib.local.has(p)) rib.local.delete(p);
+        else rib.local.set(p, own);
+        rib.update(p, before);
+      } else if (op === 6 && rnd(20) === 0) {
+        // the peer restarts (graceful): its routes go stale, the best paths stay
+        const stale = a.stale ?? new PrefixMap<Path>();
+        for (const [q, path] of a.adjIn) stale.set(q, path);
+        a.stale = stale;
+        a.adjIn = new PrefixMap();
+      } else if (op === 7 && a.stale !== null && rnd(10) === 0) {
+        // its End-of-RIB: what is still stale goes
+        const keys = [...a.stale.keys()];
+        const before = keys.map((q) => rib.best.get(q));
+        a.stale = null;
+        keys.forEach((q, i) => rib.update(q, before[i]));
+      }
+      if (step % 10 === 0) {
+        // a drain: every prefix whose best changed is logged once, with the best it had at the last drain
+        const now = new Map(prefixes.map((q) => [q, expected(q)]));
+        for (const [q, old] of rib.changed) expect(old).toBe(seen.get(q));
+        for (const q of prefixes) {
+          expect(rib.best.get(q)).toBe(now.get(q));
+          if (now.get(q) !== seen.get(q)) expect(rib.changed.has(q)).toBe(true);
+        }
+        const withBest = prefixes.filter((q) => now.get(q) !== undefined);
+        expect(rib.best.size).toBe(withBest.length);
+        expect(new Set(rib.best.keys())).toEqual(new Set(withBest));
+        rib.changed.clear();
+        seen = now;
+      }
+    }
+    const b = peer('10.0.0.2', { bgpId: 2 });
+    rib.addPeer(b);
+    for (const q of prefixes) expect(rib.best.get(q)).toBe(expected(q));
+    const pb = internPath(b, attrs({ asPath: seq(1, 2, 3) }));
+    rib.announce(b, prefixes[0]!, pb); // longer path: stays second unless nothing else is there
+    expect(rib.best.get(prefixes[0]!)).toBe(expected(prefixes[0]!) ?? pb);
   });
 });
 
@@ -106,27 +163,22 @@ describe('ChangeLog', () => {
 
   it('reports each prefix once with its best before the first change, through the load fast path', () => {
     const { rib, a, p, q, pa } = onePeer();
-    a.adjIn.set(p, pa);
-    rib.announced(p, a, pa); // fast path: no best before
-    a.adjIn.set(q, pa);
-    rib.announced(q, a, pa);
+    rib.announce(a, p, pa); // fast path: no best before
+    rib.announce(a, q, pa);
     expect(rib.changed.mayRepeat).toBe(false);
     expect([...rib.changed]).toEqual([
       [p, undefined],
       [q, undefined],
     ]);
-    a.adjIn.delete(p);
-    rib.update(p); // withdrawn in the same drain...
-    a.adjIn.set(p, pa);
-    rib.announced(p, a, pa); // ...and announced again: one entry, best before the first change
+    rib.withdraw(a, p); // withdrawn in the same drain...
+    rib.announce(a, p, pa); // ...and announced again: one entry, best before the first change
     expect(rib.changed.size).toBe(2);
     expect([...rib.changed]).toEqual([
       [p, undefined],
       [q, undefined],
     ]);
     rib.changed.clear();
-    a.adjIn.delete(q);
-    rib.update(q);
+    rib.withdraw(a, q);
     expect([...rib.changed]).toEqual([[q, pa]]);
   });
 
@@ -134,21 +186,17 @@ describe('ChangeLog', () => {
     const { rib, a, p, q, pa } = onePeer();
     const pa2 = internPath(a, attrs({ asPath: seq(1, 2) }));
     for (const x of [p, q]) {
-      a.adjIn.set(x, pa);
-      rib.announced(x, a, pa);
+      rib.announce(a, x, pa);
     }
     expect(rib.changed.mayRepeat).toBe(false);
     expect(rib.changed.news.slice(0, rib.changed.length)).toEqual([pa, pa]);
     rib.changed.clear();
-    a.adjIn.set(p, pa); // the same path again: no change
-    rib.announced(p, a, pa);
+    rib.announce(a, p, pa); // the same path again: no change
     expect(rib.changed.length).toBe(0);
-    a.adjIn.set(p, pa2); // another path from the same (only) peer: it is the best now
-    rib.announced(p, a, pa2);
+    rib.announce(a, p, pa2); // another path from the same (only) peer: it is the best now
     expect(rib.best.get(p)).toBe(pa2);
     expect([...rib.changed]).toEqual([[p, pa]]);
-    a.adjIn.set(p, pa); // and back, in the same drain: one entry, best before the first change
-    rib.announced(p, a, pa);
+    rib.announce(a, p, pa); // and back, in the same drain: one entry, best before the first change
     expect(rib.changed.mayRepeat).toBe(true);
     expect([...rib.changed]).toEqual([[p, pa]]);
     expect(rib.best.get(p)).toBe(pa);
@@ -159,8 +207,7 @@ describe('ChangeLog', () => {
     const prefixes = log.prefixes;
     for (let i = 0; i < 100; i++) {
       const x = (100 + i) * 64 + 24;
-      a.adjIn.set(x, pa);
-      rib.announced(x, a, pa);
+      rib.announce(a, x, pa);
     }
     expect(log.length).toBe(100);
     log.clear();
@@ -169,8 +216,7 @@ describe('ChangeLog', () => {
     // No path of the drained batch stays reachable through the left-over entries.
     expect(log.olds.includes(pa) || log.news.includes(pa)).toBe(false);
     const y = 999 * 64 + 24;
-    a.adjIn.set(y, pa);
-    rib.announced(y, a, pa);
+    rib.announce(a, y, pa);
     expect(log.prefixes).toBe(prefixes);
     expect([...log]).toEqual([[y, undefined]]);
     expect(log.has(y)).toBe(true);

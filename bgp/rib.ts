@@ -251,19 +251,92 @@ export class ChangeLog {
 }
 
 /**
- * The Loc-RIB. `update(prefix)` re-runs the decision for one prefix over the local routes and
- * every peer's Adj-RIB-In (fresh entries shadow stale ones of the same peer) and records the
- * change; the caller drains `changed` to notify and to export.
+ * The Loc-RIB's best paths, read-only: `get`, `has`, `size` and iteration as a Map has them.
+ * Stored, or (while the RIB has one peer) computed from that peer's routes and the local ones.
+ */
+export interface BestPaths extends Iterable<[Prefix, Path]> {
+  readonly size: number;
+  get(p: Prefix): Path | undefined;
+  has(p: Prefix): boolean;
+  keys(): IterableIterator<Prefix>;
+  values(): IterableIterator<Path>;
+  entries(): IterableIterator<[Prefix, Path]>;
+  compact(): void;
+}
+
+/**
+ * The Loc-RIB. Peers' routes change through `announce` and `withdraw`; any other change to a
+ * peer's Adj-RIB-In, its stale routes or the local routes is followed by `update(prefix,
+ * before)` with the best path the prefix had before it (read from `best` first), which re-runs
+ * the decision for that prefix and records the change; the caller drains `changed` to notify
+ * and to export.
+ *
+ * While the RIB has never had a second peer, the best paths are not stored: with one peer the
+ * decision gives the local route, else the peer's route, else its stale one (own routes always
+ * win; fresh routes shadow stale ones of the same peer), and `best` reads that. A full table
+ * from that peer (a node peering with its top-of-rack router, the bench's relay) is then stored
+ * once, in the Adj-RIB-In, as BIRD stores it once. The second peer makes the table.
  */
 export class LocRib {
-  readonly best = new PrefixMap<Path>();
+  /** The stored best paths (empty while `single`). */
+  private readonly table = new PrefixMap<Path>();
   readonly local = new PrefixMap<Path>();
   readonly peers: RibPeer[] = [];
   /** Prefixes whose best path changed since the last drain, with the best path before the first change. */
   changed = new ChangeLog();
+  /** Best paths computed from the only peer and the local routes, not stored (see above). */
+  private single = true;
+  readonly best: BestPaths = new BestView(this);
+
+  /** The best path for `p` (see `best`). */
+  bestOf(p: Prefix): Path | undefined {
+    if (!this.single) return this.table.get(p);
+    const l = this.local.get(p);
+    if (l !== undefined) return l;
+    const m = this.peers[0];
+    if (m === undefined) return undefined;
+    const a = m.adjIn.get(p);
+    if (a !== undefined) return a;
+    return m.stale !== null ? m.stale.get(p) : undefined;
+  }
+
+  /** Number of prefixes with a best path. */
+  bestSize(): number {
+    if (!this.single) return this.table.size;
+    let n = this.local.size;
+    const m = this.peers[0];
+    if (m === undefined) return n;
+    n += m.adjIn.size;
+    if (this.local.size !== 0) for (const p of this.local.keys()) if (m.adjIn.has(p)) n--;
+    if (m.stale !== null) for (const p of m.stale.keys()) if (!m.adjIn.has(p) && !this.local.has(p)) n++;
+    return n;
+  }
+
+  /** Every prefix with its best path. */
+  *bestEntries(): IterableIterator<[Prefix, Path]> {
+    if (!this.single) {
+      yield* this.table.entries();
+      return;
+    }
+    yield* this.local.entries();
+    const m = this.peers[0];
+    if (m === undefined) return;
+    const local = this.local;
+    for (const [p, path] of m.adjIn.entries()) if (!local.has(p)) yield [p, path];
+    if (m.stale !== null) for (const [p, path] of m.stale.entries()) if (!m.adjIn.has(p) && !local.has(p)) yield [p, path];
+  }
+
+  compact(): void {
+    this.table.compact();
+  }
 
   addPeer(p: RibPeer): void {
-    if (!this.peers.includes(p)) this.peers.push(p);
+    if (this.peers.includes(p)) return;
+    if (this.single && this.peers.length === 1) {
+      for (const [q, path] of this.bestEntries()) this.table.set(q, path);
+      this.single = false;
+    }
+    this.peers.push(p);
   }
 
   removePeer(p: RibPeer): void {
@@ -271,58 +344,112 @@ export class LocRib {
     if (i >= 0) this.peers.splice(i, 1);
   }
 
-  /** Decision for one prefix. Returns true if the best path changed. */
-  update(prefix: Prefix): boolean {
-    let best = this.local.get(prefix);
-    const peers = this.peers;
-    for (let i = 0; i < peers.length; i++) {
-      const pr = peers[i];
-      let p = pr.adjIn.get(prefix);
-      if (p === undefined && pr.stale !== null) p = pr.stale.get(prefix);
-      if (p === undefined) continue;
-      if (best === undefined || comparePaths(p, best) < 0) best = p;
+  /**
+   * Decision for one prefix after its routes changed; `before` is the best path it had before
+   * the change. Returns true if the best path changed.
+   */
+  update(prefix: Prefix, before: Path | undefined): boolean {
+    let best: Path | undefined;
+    let old: Path | undefined;
+    if (this.single) {
+      best = this.bestOf(prefix);
+      old = before;
+      if (old === best) return false;
+    } else {
+      best = this.local.get(prefix);
+      const peers = this.peers;
+      for (let i = 0; i < peers.length; i++) {
+        const pr = peers[i];
+        let p = pr.adjIn.get(prefix);
+        if (p === undefined && pr.stale !== null) p = pr.stale.get(prefix);
+        if (p === undefined) continue;
+        if (best === undefined || comparePaths(p, best) < 0) best = p;
+      }
+      old = this.table.get(prefix);
+      if (old === best) return false;
+      if (best === undefined) this.table.delete(prefix);
+      else this.table.set(prefix, best);
     }
-    const old = this.best.get(prefix);
-    if (old === best) return false;
     const log = this.changed;
-    if (best === undefined) {
-      this.best.delete(prefix);
-      log.removed = true;
-    } else this.best.set(prefix, best);
+    if (best === undefined) log.removed = true;
     log.add(prefix, old, best);
     log.mayRepeat = true;
     return true;
   }
 
   /**
-   * Fast path for a route just stored in `peer.adjIn` (the common case during a table load):
-   * if nothing else is known for the prefix, it is the best without scanning other peers.
+   * A route from `peer`: stored in its Adj-RIB-In (a stale route it had for the prefix goes),
+   * and the Loc-RIB updated. The per-prefix step of a table load.
    */
-  announced(prefix: Prefix, peer: RibPeer, path: Path): void {
-    if (this.peers.length === 1 && this.peers[0] === peer && !this.local.has(prefix)) {
-      // The only source of routes: its path is the best, whatever was there (one table probe
-      // instead of a lookup and then a store).
-      const old = this.best.swap(prefix, path);
-      if (old === path) return;
+  announce(peer: RibPeer, prefix: Prefix, path: Path): void {
+    let prev = peer.adjIn.swap(prefix, path);
+    const stale = peer.stale;
+    if (stale !== null) {
+      const s = stale.get(prefix);
+      if (s !== undefined) {
+        stale.delete(prefix);
+        if (prev === undefined) prev = s;
+      }
+    }
+    if (this.single) {
+      // The peer's route is the best unless a local one is; before, its previous one was.
+      if (prev === path || this.local.has(prefix)) return;
       const log = this.changed;
-      log.add(prefix, old, path);
+      log.add(prefix, prev, path);
       // Had a best: may have been logged since the drain. Had none: it was logged since the
       // drain only if a best was removed since.
-      if (old !== undefined || log.removed) log.mayRepeat = true;
+      if (prev !== undefined || log.removed) log.mayRepeat = true;
       return;
     }
-    const old = this.best.get(prefix);
+    const old = this.table.get(prefix);
     if (old !== undefined && old.src !== peer && comparePaths(old, path) <= 0) {
       // The current best (from elsewhere) stays best.
       return;
     }
-    this.update(prefix);
+    this.update(prefix, old);
+  }
+
+  /** `peer` withdrew `prefix` (its fresh and stale routes for it go). */
+  withdraw(peer: RibPeer, prefix: Prefix): void {
+    const before = this.bestOf(prefix);
+    const had = peer.adjIn.delete(prefix);
+    const hadStale = peer.stale !== null && peer.stale.delete(prefix);
+    if (had || hadStale) this.update(prefix, before);
   }
 
   /** Number of best routes from a peer (for status), computed on demand. */
   countFrom(peer: RibPeer): number {
     let n = 0;
-    for (const p of this.best.values()) if (p.src === peer) n++;
+    for (const [, p] of this.bestEntries()) if (p.src === peer) n++;
     return n;
+  }
+}
+
+/** `LocRib.best`: the Loc-RIB's reads, stored or computed. */
+class BestView implements BestPaths {
+  constructor(private readonly rib: LocRib) {}
+  get size(): number {
+    return this.rib.bestSize();
+  }
+  get(p: Prefix): Path | undefined {
+    return this.rib.bestOf(p);
+  }
+  has(p: Prefix): boolean {
+    return this.rib.bestOf(p) !== undefined;
+  }
+  *keys(): IterableIterator<Prefix> {
+    for (const [p] of this.rib.bestEntries()) yield p;
+  }
+  *values(): IterableIterator<Path> {
+    for (const [, path] of this.rib.bestEntries()) yield path;
+  }
+  entries(): IterableIterator<[Prefix, Path]> {
+    return this.rib.bestEntries();
+  }
+  [Symbol.iterator](): IterableIterator<[Prefix, Path]> {
+    return this.rib.bestEntries();
+  }
+  compact(): void {
+    this.rib.compact();
   }
 }

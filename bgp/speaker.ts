@@ -526,9 +526,10 @@ export class BgpSpeaker implements SessionHost {
       if (want.get(p) !== path) touched.push(p);
     }
     for (const [p, path] of want) if (this.rib.local.get(p) !== path) touched.push(p);
+    const before = touched.map((p) => this.rib.best.get(p));
     this.rib.local.clear();
     for (const [p, path] of want) this.rib.local.set(p, path);
-    for (const p of touched) this.rib.update(p);
+    touched.forEach((p, i) => this.rib.update(p, before[i]));
     const first = !this.exportsReady;
     this.exportsReady = true;
     if (first) {
@@ -852,10 +853,10 @@ export class BgpSpeaker implements SessionHost {
       return;
     }
     const rib = this.rib;
-    forEachWithdrawn(u, (p) => this.withdrawFrom(ps, p));
+    forEachWithdrawn(u, (p) => rib.withdraw(ps, p));
     const attrs = u.attrs;
     if (u.treatAsWithdraw || !attrs || this.rejected(ps, attrs)) {
-      forEachNlri(u, (p) => this.withdrawFrom(ps, p));
+      forEachNlri(u, (p) => rib.withdraw(ps, p));
       return;
     }
     const path = internPath(ps, attrs);
@@ -868,14 +869,7 @@ export class BgpSpeaker implements SessionHost {
 
   private announce(ps: PeerState, list: readonly Prefix[], path: Path): void {
     const rib = this.rib;
-    const adjIn = ps.adjIn;
-    const stale = ps.stale;
-    for (let i = 0; i < list.length; i++) {
-      const p = list[i]!;
-      adjIn.set(p, path);
-      if (stale !== null) stale.delete(p);
-      rib.announced(p, ps, path);
-    }
+    for (let i = 0; i < list.length; i++) rib.announce(ps, list[i]!, path);
   }
 
   private familyOk(ps: PeerState, afi: number): boolean {
@@ -906,12 +900,6 @@ export class BgpSpeaker implements SessionHost {
     return this.routerIdNum;
   }
 
-  private withdrawFrom(ps: PeerState, p: Prefix): void {
-    const had = ps.adjIn.delete(p);
-    const hadStale = ps.stale !== null && ps.stale.delete(p);
-    if (had || hadStale) this.rib.update(p);
-  }
-
   private onEndOfRib(ps: PeerState, afi: number): void {
     ps.eorFamilies.add(afi);
     const fams = ps.session.established?.families ?? [];
@@ -929,9 +917,11 @@ export class BgpSpeaker implements SessionHost {
     ps.restartTimer = null;
     const stale = ps.stale;
     if (!stale) return;
+    const keys = [...stale.keys()];
+    const before = keys.map((p) => this.rib.best.get(p));
     ps.stale = null;
-    this.log.info({ peer: ps.address, routes: stale.size, why }, 'flushing stale routes');
-    for (const p of stale.keys()) this.rib.update(p);
+    this.log.info({ peer: ps.address, routes: keys.length, why }, 'flushing stale routes');
+    keys.forEach((p, i) => this.rib.update(p, before[i]));
     this.emitChanges();
     this.scheduleExport();
   }
@@ -940,13 +930,15 @@ export class BgpSpeaker implements SessionHost {
   private flushPeer(ps: PeerState, alsoOut: boolean): void {
     const adj = ps.adjIn;
     const stale = ps.stale;
+    const keys = [...adj.keys()];
+    if (stale) for (const p of stale.keys()) if (!adj.has(p)) keys.push(p);
+    const before = keys.map((p) => this.rib.best.get(p));
     ps.adjIn = new PrefixMap();
     ps.stale = null;
     ps.paths = new Map();
     if (ps.restartTimer) clearTimeout(ps.restartTimer);
     ps.restartTimer = null;
-    for (const p of adj.keys()) this.rib.update(p);
-    if (stale) for (const p of stale.keys()) this.rib.update(p);
+    keys.forEach((p, i) => this.rib.update(p, before[i]));
     if (alsoOut) ps.adjOut.clear();
     this.emitChanges();
     this.scheduleExport();
