@@ -247,14 +247,12 @@ export class BgpSpeaker implements SessionHost {
 
   /**
    * Runs the intake path of a table load (decode, Adj-RIB-In, Loc-RIB, change log, best-route
-   * changes to a listener) once per process over a synthetic table of 16,000 /24s, in a
-   * throw-away speaker with a fake established peer (no socket, nothing logged, nothing
-   * exported), so V8 has that path optimized before the first real table arrives (it replaces a
-   * warm-up of the decoder alone). Measured over loopback (100,000 shuffled /24s in 809-prefix
-   * UPDATEs, a best-route listener, fresh process each time, 5 pairs): Established -> all in the
-   * Loc-RIB 47-69 ms (median 66) with it, 50-96 ms (median 75) without; the same load repeated
-   * in one process, ~45 ms. The real speaker's state is not touched; the scratch one is garbage
-   * afterwards.
+   * changes to a listener) once per process over a synthetic table of 16,000 /24s from one peer,
+   * in a throw-away speaker with a fake established peer (no socket, nothing logged, nothing
+   * exported), so V8 has that path optimized before the first real table arrives. It replaces a
+   * warm-up of the decoder alone; bgp/README.md ("Where a table load's time goes") says what the
+   * real load must not do for the optimized code to survive its first route, and what it saved.
+   * The real speaker's state is not touched; the scratch one is garbage afterwards.
    */
   private static warmUpIntake(): void {
     if (intakeWarm) return;
