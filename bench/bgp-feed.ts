@@ -279,7 +279,7 @@ export default async function bgpFeed(args: string[]): Promise<void> {
         const after = await p.call('gc');
         const bpr = ((await rssKb(p.pid)) - rss0) * 1024 / N;
         if (bpr >= petrelBpr) {
-          // the larger of the two runs' figures
+          // the largest figure of all Petrel runs, with or without a listener
           petrelBpr = bpr;
           petrelHeapBpr = (after.heapUsed - before.heapUsed) / N;
           detail = `heapTotal +${((after.heapTotal - before.heapTotal) / N).toFixed(0)} B/route, external +${((after.external - before.external) / N).toFixed(0)} B/route`;
