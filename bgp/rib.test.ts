@@ -109,10 +109,10 @@ describe('LocRib', () => {
       if (op <= 2) rib.announce(a, p, paths[rnd(2)]!);
       else if (op <= 4) rib.withdraw(a, p);
       else if (op === 5) {
-        const before = rib.best.get(p);
-        if (rib.local.has(p)) rib.local.delete(p);
-        else rib.local.set(p, own);
-        rib.update(p, before);
+        rib.changing([p], () => {
+          if (rib.local.has(p)) rib.local.delete(p);
+          else rib.local.set(p, own);
+        });
       } else if (op === 6 && rnd(20) === 0) {
         // the peer restarts (graceful): its routes go stale, the best paths stay
         const stale = a.stale ?? new PrefixMap<Path>();
@@ -121,10 +121,9 @@ describe('LocRib', () => {
         a.adjIn = new PrefixMap();
       } else if (op === 7 && a.stale !== null && rnd(10) === 0) {
         // its End-of-RIB: what is still stale goes
-        const keys = [...a.stale.keys()];
-        const before = keys.map((q) => rib.best.get(q));
-        a.stale = null;
-        keys.forEach((q, i) => rib.update(q, before[i]));
+        rib.changing([...a.stale.keys()], () => {
+          a.stale = null;
+        });
       }
       if (step % 10 === 0) {
         // a drain: every prefix whose best changed is logged once, with the best it had at the last drain

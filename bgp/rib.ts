@@ -266,10 +266,10 @@ export interface BestPaths extends Iterable<[Prefix, Path]> {
 
 /**
  * The Loc-RIB. Peers' routes change through `announce` and `withdraw`; any other change to a
- * peer's Adj-RIB-In, its stale routes or the local routes is followed by `update(prefix,
- * before)` with the best path the prefix had before it (read from `best` first), which re-runs
- * the decision for that prefix and records the change; the caller drains `changed` to notify
- * and to export.
+ * peer's Adj-RIB-In, its stale routes or the local routes goes through `changing(prefixes,
+ * mutate)`, which re-runs the decision for those prefixes afterwards (`update(prefix, before)`
+ * with the best path each had before) and records the changes; the caller drains `changed` to
+ * notify and to export.
  *
  * While the RIB has never had a second peer, the best paths are not stored: with one peer the
  * decision gives the local route, else the peer's route, else its stale one (own routes always
@@ -346,7 +346,8 @@ export class LocRib {
 
   /**
    * Decision for one prefix after its routes changed; `before` is the best path it had before
-   * the change. Returns true if the best path changed.
+   * the change (needed while `single`; a stored table knows it). Returns true if the best path
+   * changed.
    */
   update(prefix: Prefix, before: Path | undefined): boolean {
     let best: Path | undefined;
@@ -409,9 +410,20 @@ export class LocRib {
     this.update(prefix, old);
   }
 
+  /**
+   * Runs `mutate`, a change to the routes of `prefixes` other than `announce`/`withdraw` (local
+   * routes, a peer's stale or whole Adj-RIB-In replaced), then updates each of them against the
+   * best path it had before (read only while `single`: a stored table still holds it).
+   */
+  changing(prefixes: readonly Prefix[], mutate: () => void): void {
+    const before = this.single ? prefixes.map((p) => this.bestOf(p)) : undefined;
+    mutate();
+    for (let i = 0; i < prefixes.length; i++) this.update(prefixes[i]!, before?.[i]);
+  }
+
   /** `peer` withdrew `prefix` (its fresh and stale routes for it go). */
   withdraw(peer: RibPeer, prefix: Prefix): void {
-    const before = this.bestOf(prefix);
+    const before = this.single ? this.bestOf(prefix) : undefined;
     const had = peer.adjIn.delete(prefix);
     const hadStale = peer.stale !== null && peer.stale.delete(prefix);
     if (had || hadStale) this.update(prefix, before);

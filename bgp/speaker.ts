@@ -32,7 +32,6 @@ import {
   prefix4Len,
   type AsPathSegment,
   type Capability,
-  type CodecContext,
   type PathAttributes,
   type Prefix,
   type RawMessage,
@@ -524,10 +523,10 @@ export class BgpSpeaker implements SessionHost {
       if (want.get(p) !== path) touched.push(p);
     }
     for (const [p, path] of want) if (this.rib.local.get(p) !== path) touched.push(p);
-    const before = touched.map((p) => this.rib.best.get(p));
-    this.rib.local.clear();
-    for (const [p, path] of want) this.rib.local.set(p, path);
-    touched.forEach((p, i) => this.rib.update(p, before[i]));
+    this.rib.changing(touched, () => {
+      this.rib.local.clear();
+      for (const [p, path] of want) this.rib.local.set(p, path);
+    });
     const first = !this.exportsReady;
     this.exportsReady = true;
     if (first) {
@@ -916,10 +915,10 @@ export class BgpSpeaker implements SessionHost {
     const stale = ps.stale;
     if (!stale) return;
     const keys = [...stale.keys()];
-    const before = keys.map((p) => this.rib.best.get(p));
-    ps.stale = null;
     this.log.info({ peer: ps.address, routes: keys.length, why }, 'flushing stale routes');
-    keys.forEach((p, i) => this.rib.update(p, before[i]));
+    this.rib.changing(keys, () => {
+      ps.stale = null;
+    });
     this.emitChanges();
     this.scheduleExport();
   }
@@ -930,13 +929,13 @@ export class BgpSpeaker implements SessionHost {
     const stale = ps.stale;
     const keys = [...adj.keys()];
     if (stale) for (const p of stale.keys()) if (!adj.has(p)) keys.push(p);
-    const before = keys.map((p) => this.rib.best.get(p));
-    ps.adjIn = new PrefixMap();
-    ps.stale = null;
     ps.paths = new Map();
     if (ps.restartTimer) clearTimeout(ps.restartTimer);
     ps.restartTimer = null;
-    keys.forEach((p, i) => this.rib.update(p, before[i]));
+    this.rib.changing(keys, () => {
+      ps.adjIn = new PrefixMap();
+      ps.stale = null;
+    });
     if (alsoOut) ps.adjOut.clear();
     this.emitChanges();
     this.scheduleExport();
